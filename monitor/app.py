@@ -1,0 +1,37 @@
+"""Wiring: build the store, fetcher and checker from settings, for the CLI and the daemon."""
+from __future__ import annotations
+
+import asyncio
+
+from .check import Checker, CheckResult
+from .config import ConfigError, Settings
+from .fetch import Fetcher
+from .snapshots import Snapshots
+from .store import Store
+
+
+def open_store(settings: Settings) -> Store:
+    return Store(settings.database_url, Snapshots(settings.snapshots_dir))
+
+
+async def check_pass(settings: Settings, store: Store, names: list[str] | None = None) -> list[CheckResult]:
+    """Check every configured target (or the named ones) once."""
+    targets = settings.targets
+    if names:
+        unknown = sorted(set(names) - {t.name for t in targets})
+        if unknown:
+            raise ConfigError(f"{settings.path}: no target named {', '.join(map(repr, unknown))}")
+        targets = [t for t in targets if t.name in names]
+    states = store.sync_targets(settings.targets, settings.interval)
+    async with Fetcher(settings.monitor) as fetcher:
+        return await Checker(settings, store, fetcher).check_many(targets, states)
+
+
+def run_daemon(settings: Settings, store: Store) -> None:
+    from .scheduler import Daemon
+
+    async def main() -> None:
+        async with Fetcher(settings.monitor) as fetcher:
+            await Daemon(settings, store, fetcher).run()
+
+    asyncio.run(main())

@@ -1,0 +1,176 @@
+"""One check of one target: fetch -> extract -> compare with the last good version -> store.
+
+The Checker is handed its store and fetcher (it builds neither), so the same pipeline serves the
+one-shot `monitor check`, the daemon and the tests.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from . import detect
+from .config import Settings, Target
+from .diff import diff_blocks
+from .extract import ExtractError, Extracted, extract, parse_text, settings_key
+from .fetch import Fetcher, FetchResult, decode
+from .models import utcnow
+from .store import Store, TargetState
+
+log = logging.getLogger("monitor.check")
+
+MISSING_STATUSES = (404, 410)
+
+
+@dataclass
+class CheckResult:
+    name: str
+    outcome: str  # first | changed | unchanged | error | missing
+    duration_ms: int = 0
+    http_status: int | None = None
+    kind: str | None = None
+    summary: str = ""
+    error: str | None = None
+    version: int | None = None
+    events: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        if self.outcome in ("error", "missing"):
+            return f"{self.name}: ERROR {self.error}"
+        if self.outcome == "unchanged":
+            return f"{self.name}: unchanged"
+        return f"{self.name}: v{self.version} {self.kind}: {self.summary}"
+
+
+class Checker:
+    def __init__(self, settings: Settings, store: Store, fetcher: Fetcher):
+        self.settings = settings
+        self.store = store
+        self.fetcher = fetcher
+
+    def next_due(self, target: Target, at: datetime) -> datetime:
+        return at + timedelta(seconds=self.settings.interval(target))
+
+    async def check_many(self, targets: list[Target], states: dict[str, TargetState]) -> list[CheckResult]:
+        limit = asyncio.Semaphore(self.settings.monitor.concurrency)
+
+        async def one(target: Target) -> CheckResult:
+            async with limit:
+                return await self.check(target, states[target.name])
+
+        return await asyncio.gather(*(one(t) for t in targets))
+
+    async def check(self, target: Target, state: TargetState) -> CheckResult:
+        """Never raises for a bad page or a failing store: the problem becomes the check's error."""
+        at = utcnow()
+        started = time.perf_counter()
+        try:
+            fetched = await self.fetcher.fetch(
+                target.url,
+                etag=state.etag if state.last_version_id else None,
+                last_modified=state.last_modified if state.last_version_id else None,
+                headers=target.headers,
+            )
+            return self._handle(target, state, fetched, at, started)
+        except Exception as exc:  # a bug or a store failure must cost one check, not the daemon
+            log.exception("check of %s failed", target.name)
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            try:
+                self.store.record_failure(state, at, _ms(started), None, error, False,
+                                          self.settings.monitor.gone_after, self.next_due(target, at))
+            except Exception:
+                log.exception("could not record the failed check of %s", target.name)
+            return CheckResult(target.name, "error", _ms(started), error=error)
+
+    def _handle(self, target: Target, state: TargetState, fetched: FetchResult, at: datetime,
+                started: float) -> CheckResult:
+        status = fetched.status
+        due = self.next_due(target, at)
+        error = fetched.error
+        if error is None and status is not None and status >= 400:
+            error = f"HTTP {status}"
+        if error is None and fetched.not_modified:
+            return self._unchanged(state, fetched, at, started, due, raw_sha=None)
+        extracted = None
+        raw_sha = key = ""
+        if error is None:
+            raw_sha = hashlib.sha256(fetched.body).hexdigest()
+            key = settings_key(target.selector, target.ignore, target.ignore_text)
+            if raw_sha == state.last_raw_sha:
+                return self._unchanged(state, fetched, at, started, due, raw_sha=None)
+            try:
+                extracted = extract(fetched.text, target.selector, target.ignore, target.ignore_text)
+            except ExtractError as exc:
+                error = str(exc)
+            except Exception as exc:  # the parser choking on hostile markup
+                error = f"could not parse the page: {type(exc).__name__}: {exc}"
+            else:
+                if not extracted.blocks:
+                    error = "page has no text content (empty page or error page)"
+        if error is not None:
+            missing = status in MISSING_STATUSES
+            events = self.store.record_failure(state, at, _ms(started), status, error, missing,
+                                               self.settings.monitor.gone_after, due)
+            return CheckResult(target.name, "missing" if missing else "error", _ms(started), status,
+                               error=error, events=events)
+        return self._compare(target, state, fetched, extracted, raw_sha, key, at, started, due)
+
+    def _unchanged(self, state, fetched, at, started, due, raw_sha) -> CheckResult:
+        was_failing = state.status in ("error", "gone")
+        self.store.record_unchanged(state, at, _ms(started), fetched.status, _header(fetched, "etag"),
+                                    _header(fetched, "last-modified"), raw_sha, due,
+                                    recovered_event="check succeeded again, text unchanged" if was_failing else None)
+        return CheckResult(state.name, "unchanged", _ms(started), fetched.status,
+                           events=["recovered"] if was_failing else [])
+
+    def _compare(self, target: Target, state: TargetState, fetched: FetchResult, extracted: Extracted,
+                 raw_sha: str, key: str, at: datetime, started: float, due: datetime) -> CheckResult:
+        text = extracted.text()
+        text_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        change = None
+        if state.last_version_id is not None:
+            previous = self.store.version(state.last_version_id)
+            if previous.text_sha == text_sha:
+                return self._unchanged(state, fetched, at, started, due, raw_sha=raw_sha)
+            old = parse_text(self.store.snapshots.get_text(previous.text_sha))
+            if previous.extract_key != key:
+                # Extraction settings or the extractor changed since: read the old capture again
+                # the new way, so only the page's own edits count.
+                old_html = self.store.snapshots.get(previous.raw_sha)
+                old = extract(decode(old_html, (previous.headers or {}).get("content-type"))[0],
+                              target.selector, target.ignore, target.ignore_text)
+            change = self._classify(state, previous, old, extracted, text_sha)
+            if change is None:
+                return self._unchanged(state, fetched, at, started, due, raw_sha=raw_sha)
+        version, row = self.store.record_version(
+            state, at, _ms(started), fetched.status, fetched.final_url, fetched.headers,
+            _header(fetched, "etag"), _header(fetched, "last-modified"), fetched.body, raw_sha, text, text_sha,
+            extracted.title, extracted.word_count, len(extracted.blocks), key, change, due)
+        return CheckResult(target.name, "first" if change is None else "changed", _ms(started), fetched.status,
+                           kind=row.kind, summary=row.summary, version=version.seq,
+                           events=[row.kind] if (change or {}).get("alert", True) else [])
+
+    def _classify(self, state: TargetState, previous, old: Extracted, new: Extracted, text_sha: str) -> dict | None:
+        if old.lines == new.lines:
+            # Same text under new extraction settings: a new baseline, not an edit.
+            return {"kind": "rebaselined", "summary": "extraction settings changed; text the same", "score": 0.0,
+                    "stats": {}, "passages": [], "alert": False}
+        earlier = self.store.earliest_with_text(state.id, text_sha, exclude_id=previous.id)
+        restored = detect.Earlier(earlier.id, earlier.seq, earlier.first_seen) if earlier else None
+        result = diff_blocks(old.lines, new.lines)
+        verdict = detect.classify(result, restored)
+        stats = dict(result["stats"], fallback=result["fallback"])
+        return {"kind": verdict.kind, "summary": verdict.summary, "score": verdict.score, "stats": stats,
+                "passages": verdict.passages, "restored_version_id": earlier.id if earlier else None,
+                "same_as_id": earlier.id if earlier else None, "alert": True}
+
+
+def _header(fetched: FetchResult, name: str) -> str | None:
+    return fetched.headers.get(name)
+
+
+def _ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)

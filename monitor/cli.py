@@ -1,0 +1,253 @@
+"""The `monitor` command. Thin: parse input, call the pipeline or read the store, present."""
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import sys
+
+import click
+
+from . import config as config_module
+
+EXIT_CONFIG = 2
+
+
+def _settings(path: str | None) -> config_module.Settings:
+    try:
+        return config_module.load(path)
+    except config_module.ConfigError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+def with_config(func):
+    """Every command takes --config (default ./targets.toml or $MONITOR_CONFIG)."""
+
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                  help="Path to targets.toml (default: ./targets.toml, or $MONITOR_CONFIG).")
+    @functools.wraps(func)
+    def wrapper(*args, config_path=None, **kwargs):
+        return func(*args, settings=_settings(config_path), **kwargs)
+
+    return wrapper
+
+
+def _store(settings):
+    from .app import open_store
+
+    return open_store(settings)
+
+
+def _emit_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _fail(message: str, code: int = 1):
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+def main(verbose: int) -> None:
+    """Watch published pages for quiet edits: every version kept, word diffs, removals and restores."""
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@with_config
+@click.argument("names", nargs=-1)
+def check(settings, names) -> None:
+    """Check every target once (or just NAMES), then exit. Exit 0 when the pass completed,
+    even if some targets failed (their errors are recorded and printed); 2 for a bad config."""
+    from .app import check_pass
+
+    store = _store(settings)
+    try:
+        results = asyncio.run(check_pass(settings, store, list(names) or None))
+    except config_module.ConfigError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    finally:
+        store.close()
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        if result.outcome != "unchanged":
+            click.echo(result.line())
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    click.echo(f"checked {len(results)} targets: {summary or 'nothing to do'}")
+
+
+@main.command()
+@with_config
+def run(settings) -> None:
+    """Run the daemon: check each target on its interval until stopped (SIGTERM/SIGINT).
+    SIGHUP, or saving targets.toml, reloads the targets."""
+    from .app import run_daemon
+
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    store = _store(settings)
+    try:
+        run_daemon(settings, store)
+    finally:
+        store.close()
+
+
+@main.command()
+@with_config
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--all", "include_inactive", is_flag=True, help="Include targets no longer in the config.")
+def targets(settings, as_json, include_inactive) -> None:
+    """Each target: status, last check, versions, last change."""
+    from .report import target_dict
+
+    store = _store(settings)
+    store.sync_targets(settings.targets, settings.interval)
+    counts = store.counts()
+    rows = [target_dict(t, *counts.get(t.id, (0, 0))) for t in store.targets(include_inactive)]
+    store.close()
+    if as_json:
+        return _emit_json(rows)
+    if not rows:
+        return click.echo("no targets")
+    width = max(len(r["name"]) for r in rows)
+    click.echo(f"{'NAME':<{width}}  {'STATUS':<6}  {'LAST CHECK':<20}  {'VERS':>4}  {'CHGS':>4}  LAST CHANGE")
+    for r in rows:
+        line = (f"{r['name']:<{width}}  {r['status']:<6}  {r['last_check'] or '-':<20}  {r['versions']:>4}  "
+                f"{r['changes']:>4}  {r['last_change'] or '-'}")
+        click.echo(line)
+        if r["last_error"] and r["status"] in ("error", "gone"):
+            click.echo(f"{'':<{width}}  └ {r['last_error']}")
+
+
+def _target_or_fail(store, name):
+    from .store import StoreError
+
+    try:
+        return store.target(name)
+    except StoreError as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@with_config
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--checks", default=20, show_default=True, help="How many check rows to list.")
+def history(settings, name, as_json, checks) -> None:
+    """The versions and changes of one target, newest first."""
+    from .report import history as build
+
+    store = _store(settings)
+    _target_or_fail(store, name)
+    data = build(store, name, checks=checks)
+    store.close()
+    if as_json:
+        return _emit_json(data)
+    t = data["target"]
+    click.echo(f"{t['name']}  {t['url']}")
+    click.echo(f"status {t['status']}, {t['versions']} versions, {t['changes']} changes, last check {t['last_check']}")
+    if t["last_error"]:
+        click.echo(f"last error: {t['last_error']}")
+    click.echo("\nchanges:")
+    for c in data["changes"]:
+        arrow = f"v{c['from_version']} → v{c['to_version']}" if c["from_version"] else f"v{c['to_version']}"
+        click.echo(f"  {c['detected_at']}  {arrow:<10} {c['kind']:<9} {c['summary']}")
+    events = [e for e in data["events"] if e["kind"] in ("gone", "error", "recovered")]
+    if events:
+        click.echo("\nother events:")
+        for e in events:
+            click.echo(f"  {e['created_at']}  {e['kind']:<9} {e['summary']}")
+    click.echo("\nversions:")
+    for v in data["versions"]:
+        click.echo(f"  v{v['version']:<3} first {v['first_seen']}  last {v['last_seen']}  seen {v['times_seen']}×  "
+                   f"{v['words']} words  {v['text_sha256'][:12]}")
+
+
+def _version(store, target, ref: str | None, default):
+    if ref is None:
+        return default
+    seq = ref.lstrip("vV")
+    if not seq.isdigit():
+        _fail(f"bad version {ref!r}: use a number like 3 or v3")
+    version = store.version_by_seq(target.id, int(seq))
+    if version is None:
+        _fail(f"{target.name} has no version {ref}")
+    return version
+
+
+@main.command()
+@with_config
+@click.argument("name")
+@click.argument("from_version", required=False)
+@click.argument("to_version", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--full", is_flag=True, help="Show the whole text, not just the changed lines.")
+@click.option("--color/--no-color", default=None, help="Colour (default: when writing to a terminal).")
+def diff(settings, name, from_version, to_version, as_json, full, color) -> None:
+    """Word diff between two versions; by default the latest change. Removed words red and struck
+    through, added words green ([-removed-] and {+added+} without colour)."""
+    from .report import diff_versions
+
+    store = _store(settings)
+    target = _target_or_fail(store, name)
+    versions = store.versions(target.id)  # newest first
+    if not versions:
+        _fail(f"{name} has no versions yet")
+    if from_version is None:
+        if len(versions) < 2:
+            _fail(f"{name} has only one version: nothing to compare yet")
+        old, new = versions[1], versions[0]
+    else:
+        old = _version(store, target, from_version, None)
+        new = _version(store, target, to_version, versions[0])
+    result = diff_versions(store, old, new)
+    store.close()
+    if as_json:
+        return _emit_json({"target": name, "from_version": old.seq, "to_version": new.seq, **result})
+    from .report import render_ops
+
+    use_color = sys.stdout.isatty() if color is None else color
+    click.echo(f"{name}: v{old.seq} ({old.first_seen:%Y-%m-%d %H:%M}) → v{new.seq} ({new.first_seen:%Y-%m-%d %H:%M}), "
+               f"-{result['stats']['words_removed']} +{result['stats']['words_added']} words")
+    body = render_ops(result["ops"], use_color, context=None if full else 1)
+    click.echo(body if body.strip() else "(no difference in text)", color=use_color)
+
+
+@main.command()
+@with_config
+@click.argument("name")
+@click.argument("version", required=False)
+@click.option("--raw", is_flag=True, help="The raw capture (as fetched) instead of the extracted text.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def show(settings, name, version, raw, as_json) -> None:
+    """The extracted text (or the raw capture) of a version; by default the latest."""
+    from .extract import parse_text
+
+    store = _store(settings)
+    target = _target_or_fail(store, name)
+    versions = store.versions(target.id)
+    if not versions:
+        _fail(f"{name} has no versions yet")
+    chosen = _version(store, target, version, versions[0])
+    if raw:
+        body = store.snapshots.get(chosen.raw_sha)
+        store.close()
+        sys.stdout.buffer.write(body)
+        return
+    doc = parse_text(store.snapshots.get_text(chosen.text_sha))
+    store.close()
+    if as_json:
+        return _emit_json({"target": name, "version": chosen.seq, "first_seen": chosen.first_seen.isoformat(),
+                           "title": doc.title, "blocks": doc.blocks})
+    click.echo(f"{doc.title}\n")
+    click.echo("\n\n".join(doc.blocks))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""targets.toml -> typed, validated settings.
+
+Everything a user can get wrong here is reported as a ConfigError that names the file, the
+target (when there is one) and the key, before any check runs.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CONFIG = "targets.toml"
+DEFAULT_USER_AGENT = (
+    "monitor/0.1 (web-change monitor for published pages; +https://github.com/monitor-project/monitor)"
+)
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class ConfigError(Exception):
+    """A problem with targets.toml, worded for the person who wrote it."""
+
+
+def parse_duration(value: Any) -> float:
+    """'90s', '15m', '6h', '1d', '1h30m' or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like '15m', got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        pos, seconds = 0, 0.0
+        for match in _DURATION_PART.finditer(text):
+            if text[pos:match.start()].strip():
+                break
+            seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            pos = match.end()
+        if not text or pos != len(text) or text[pos:].strip():
+            raise ValueError(f"bad duration {value!r}: use a number with a unit, like '90s', '15m', '6h' or '1d'")
+    else:
+        raise ValueError(f"expected a duration like '15m', got {value!r}")
+    if seconds <= 0:
+        raise ValueError(f"duration {value!r} must be more than zero")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"bad URL {url!r}: it must start with http:// or https:// and name a host")
+    return url
+
+
+def _check_selector(selector: str) -> str:
+    import soupsieve
+
+    try:
+        soupsieve.compile(selector)
+    except Exception as exc:  # soupsieve raises SelectorSyntaxError, plus ValueError on odd input
+        raise ValueError(f"bad CSS selector {selector!r}: {str(exc).splitlines()[0]}") from None
+    return selector
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MonitorSettings(Strict):
+    database: str = "sqlite:///monitor.db"
+    snapshots: str = "snapshots"
+    interval: Duration = 900.0
+    user_agent: str = DEFAULT_USER_AGENT
+    timeout: Duration = 30.0
+    max_bytes: int = Field(10_000_000, gt=0, description="body-size cap, enforced while streaming")
+    max_redirects: int = Field(10, ge=0)
+    retries: int = Field(2, ge=0, le=10, description="retries on connect errors and 5xx")
+    retry_backoff: Duration = 1.0
+    concurrency: int = Field(16, ge=1, description="checks in flight at once")
+    per_host: int = Field(4, ge=1, description="requests in flight to one host")
+    gone_after: int = Field(3, ge=1, description="consecutive 404/410 answers that raise 'gone'")
+    jitter: float = Field(0.1, ge=0, le=0.5, description="fraction of the interval to spread checks by")
+    alerts: list[str] = []
+    base_url: str | None = None
+
+
+class AlertChannel(BaseModel):
+    """A named alert channel. Delivery lives in monitor.alerts; here only the type is checked."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: str
+
+
+class Target(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=200)
+    url: str
+    interval: Duration | None = None
+    selector: str | None = None
+    ignore: list[str] = []
+    ignore_text: list[str] = []
+    alerts: list[str] | None = None
+    headers: dict[str, str] = {}
+    tags: list[str] = []
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_url(value)
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, value: str | None) -> str | None:
+        return None if value is None else _check_selector(value)
+
+    @field_validator("ignore")
+    @classmethod
+    def _ignore(cls, value: list[str]) -> list[str]:
+        return [_check_selector(s) for s in value]
+
+    @field_validator("ignore_text")
+    @classmethod
+    def _ignore_text(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
+        return value
+
+
+class Config(Strict):
+    monitor: MonitorSettings = MonitorSettings()
+    alerts: dict[str, AlertChannel] = {}
+    targets: list[Target] = []
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Config":
+        seen: dict[str, int] = {}
+        for i, target in enumerate(self.targets):
+            if target.name in seen:
+                raise ValueError(f"targets[{i}]: duplicate target name {target.name!r} (also targets[{seen[target.name]}])")
+            seen[target.name] = i
+            for channel in target.alerts or []:
+                if channel not in self.alerts:
+                    raise ValueError(f"targets[{i}] ({target.name}): alerts names unknown channel {channel!r}")
+        for channel in self.monitor.alerts:
+            if channel not in self.alerts:
+                raise ValueError(f"monitor.alerts names unknown channel {channel!r}")
+        return self
+
+
+class Settings:
+    """A loaded config plus where it came from, with paths resolved beside the file."""
+
+    def __init__(self, config: Config, path: Path):
+        self.config = config
+        self.path = path
+        self.base_dir = path.parent
+
+    @property
+    def monitor(self) -> MonitorSettings:
+        return self.config.monitor
+
+    @property
+    def targets(self) -> list[Target]:
+        return self.config.targets
+
+    @property
+    def database_url(self) -> str:
+        return resolve_database_url(self.monitor.database, self.base_dir)
+
+    @property
+    def snapshots_dir(self) -> Path:
+        path = Path(self.monitor.snapshots).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    def interval(self, target: Target) -> float:
+        return target.interval or self.monitor.interval
+
+    def target(self, name: str) -> Target:
+        for target in self.targets:
+            if target.name == name:
+                return target
+        raise ConfigError(f"{self.path}: no target named {name!r}")
+
+
+def resolve_database_url(url: str, base_dir: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + str((base_dir / url[len(prefix):]).resolve())
+    return url
+
+
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(value: Any, where: str) -> Any:
+    if isinstance(value, str):
+        def sub(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"{where}: environment variable ${{{name}}} is not set")
+            return os.environ[name]
+
+        return _ENV_VAR.sub(sub, value)
+    if isinstance(value, list):
+        return [_expand(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{where}.{k}" if where else k) for k, v in value.items()}
+    return value
+
+
+def _describe(loc: tuple, data: dict) -> str:
+    """('targets', 2, 'intervl') -> "targets[2] (name 'x'), key 'intervl'"."""
+    parts: list[str] = []
+    node: Any = data
+    for i, item in enumerate(loc):
+        if isinstance(item, int):
+            parts[-1] += f"[{item}]"
+            name = node[item].get("name") if isinstance(node, list) and isinstance(node[item], dict) else None
+            if name:
+                parts[-1] += f" (target {name!r})"
+        elif i == len(loc) - 1 and parts:
+            parts.append(f"key {item!r}")
+        else:
+            parts.append(str(item))
+        try:
+            node = node[item]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return ", ".join(parts) if parts else "top level"
+
+
+def config_path(path: str | os.PathLike | None = None) -> Path:
+    return Path(path or os.environ.get("MONITOR_CONFIG") or DEFAULT_CONFIG)
+
+
+def load(path: str | os.PathLike | None = None) -> Settings:
+    """Read, expand and validate targets.toml; raise ConfigError with file, target and key."""
+    file = config_path(path)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: config file not found (write one, or pass --config PATH)") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read config: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    try:
+        data = _expand(data, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            problems.append(f"{_describe(err['loc'], data)}: {msg}")
+        if len(problems) == 1:
+            raise ConfigError(f"{file}: {problems[0]}") from None
+        raise ConfigError(f"{file}: {len(problems)} problems:\n  - " + "\n  - ".join(problems)) from None
+    return Settings(config, file.resolve())

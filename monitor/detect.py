@@ -1,0 +1,149 @@
+"""Classify a change between two versions: added / removed / edited / restored, with a one-line
+summary, a significance score and the changed passages (with context) that alerts quote.
+Pure functions over the diff result, no I/O.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .diff import DELETE, EQUAL, INSERT
+
+CONTEXT_CHARS = 160
+MAX_PASSAGES = 50
+QUOTE_CHARS = 120
+_SENTENCE_START = re.compile(r"(?:^|[.!?…]\s+)(?=\S)")
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """An earlier version whose text the new one equals: what 'restored' points at."""
+
+    version_id: int
+    seq: int
+    first_seen: datetime
+
+
+@dataclass
+class Verdict:
+    kind: str
+    summary: str
+    score: float
+    passages: list[dict] = field(default_factory=list)
+    restored: Earlier | None = None
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _quote(text: str, limit: int = QUOTE_CHARS) -> str:
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0] + "…"
+    return f"'{text}'"
+
+
+def _context_before(text: str) -> str:
+    text = text.removesuffix("\n").rsplit("\n", 1)[-1]
+    if len(text) > CONTEXT_CHARS:
+        text = text[-CONTEXT_CHARS:]
+        text = "…" + text.split(" ", 1)[-1] if " " in text else text
+    starts = [m.end() for m in _SENTENCE_START.finditer(text)]
+    if len(starts) > 1 and len(text) - starts[-1] > 20:
+        text = text[starts[-1]:]
+    return text
+
+
+def _context_after(text: str) -> str:
+    text = text.split("\n", 1)[0]
+    if len(text) > CONTEXT_CHARS:
+        text = text[:CONTEXT_CHARS].rsplit(" ", 1)[0] + "…"
+    return text
+
+
+def passages(ops: list[list], limit: int = MAX_PASSAGES) -> list[dict]:
+    """Changed stretches with a little kept text either side, in document order.
+
+    A kept run of a few words between two changes joins them into one passage, shown on both
+    sides, so "…the old words…" and "…the new words…" read as phrases.
+    """
+    hunks: list[list[int]] = []
+    for i, (op, text) in enumerate(ops):
+        if op == EQUAL:
+            continue
+        if hunks and (i - hunks[-1][-1] == 1 or _joinable(ops, hunks[-1][-1] + 1, i)):
+            hunks[-1].extend(range(hunks[-1][-1] + 1, i + 1))
+        else:
+            hunks.append([i])
+    out = []
+    for hunk in hunks[:limit]:
+        removed = "".join(ops[k][1] for k in hunk if ops[k][0] in (DELETE, EQUAL))
+        added = "".join(ops[k][1] for k in hunk if ops[k][0] in (INSERT, EQUAL))
+        before = ops[hunk[0] - 1][1] if hunk[0] > 0 and ops[hunk[0] - 1][0] == EQUAL else ""
+        after = ops[hunk[-1] + 1][1] if hunk[-1] + 1 < len(ops) and ops[hunk[-1] + 1][0] == EQUAL else ""
+        out.append({
+            "removed": removed.strip("\n") if any(ops[k][0] == DELETE for k in hunk) else "",
+            "added": added.strip("\n") if any(ops[k][0] == INSERT for k in hunk) else "",
+            "before": _context_before(before),
+            "after": _context_after(after),
+        })
+    return out
+
+
+def _joinable(ops: list[list], start: int, end: int) -> bool:
+    kept = "".join(ops[k][1] for k in range(start, end) if ops[k][0] == EQUAL)
+    return all(ops[k][0] == EQUAL for k in range(start, end)) and "\n" not in kept and len(kept.split()) <= 3
+
+
+def score(stats: dict) -> float:
+    """0..1: the share of the text that changed, lifted for whole paragraphs removed or added."""
+    changed = stats["words_removed"] + stats["words_added"]
+    base = max(stats["words_before"], stats["words_after"], 1)
+    share = min(1.0, changed / base)
+    whole = stats["blocks_removed"] + stats["blocks_added"]
+    return round(min(1.0, share + 0.1 * whole), 4) if changed else 0.0
+
+
+def summarise(kind: str, stats: dict, found: list[dict], restored: Earlier | None = None) -> str:
+    removed, added = stats["words_removed"], stats["words_added"]
+    first_removed = next((p["removed"] for p in found if p["removed"]), "")
+    first_added = next((p["added"] for p in found if p["added"]), "")
+    if kind == "restored" and restored:
+        head = f"restored version {restored.seq} (first seen {restored.first_seen:%Y-%m-%d %H:%M} UTC)"
+        if added:
+            return f"{head}: {_plural(added, 'word')} back: {_quote(first_added)}"
+        return head
+    if stats.get("blocks_moved") and stats["blocks_moved"] * 2 >= stats["blocks_removed"] + stats["blocks_added"] > 0:
+        return f"moved {_plural(stats['blocks_moved'], 'paragraph')}: {_quote(first_added)}"
+    if kind == "removed":
+        blocks = stats["blocks_removed"]
+        what = f"{_plural(blocks, 'paragraph')}, {_plural(removed, 'word')}" if blocks else _plural(removed, "word")
+        return f"removed {what}: {_quote(first_removed)}"
+    if kind == "added":
+        blocks = stats["blocks_added"]
+        what = f"{_plural(blocks, 'paragraph')}, {_plural(added, 'word')}" if blocks else _plural(added, "word")
+        return f"added {what}: {_quote(first_added)}"
+    if not removed and not added:
+        return "changed punctuation or symbols"
+    if len(found) == 1 and first_removed and first_added:
+        return f"edited: {_quote(first_removed, 60)} → {_quote(first_added, 60)}"
+    return (f"edited {_plural(len(found), 'place')}: {_plural(removed, 'word')} removed, "
+            f"{_plural(added, 'word')} added: {_quote(first_removed or first_added, 60)}")
+
+
+def classify(diff: dict, restored: Earlier | None = None) -> Verdict:
+    """diff_blocks() result (+ the earlier version the new text equals, if any) -> Verdict."""
+    stats = diff["stats"]
+    found = passages(diff["ops"])
+    if restored is not None:
+        kind = "restored"
+    elif stats["words_removed"] and not stats["words_added"]:
+        kind = "removed"
+    elif stats["words_added"] and not stats["words_removed"]:
+        kind = "added"
+    else:
+        kind = "edited"
+    return Verdict(kind=kind, summary=summarise(kind, stats, found, restored), score=score(stats),
+                   passages=found, restored=restored)

@@ -1,0 +1,103 @@
+"""The data model: Target -> Check (every fetch) and Version (every distinct text, in order) ->
+Change (from, to) -> Event (what alerting reads).
+
+Times are timezone-aware UTC. JSON columns hold small documents (headers, stats, passages); full texts
+and raw bodies live in the snapshot store, named by SHA-256.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Target(SQLModel, table=True):
+    __tablename__ = "targets"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    url: str
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+    interval_s: float = 900.0
+    next_due_at: datetime | None = None
+    status: str = "new"  # new | ok | error | gone
+    last_check_at: datetime | None = None
+    last_ok_at: datetime | None = None
+    last_change_at: datetime | None = None
+    last_error: str | None = None
+    consecutive_errors: int = 0
+    consecutive_missing: int = 0
+    etag: str | None = None
+    last_modified: str | None = None
+    last_raw_sha: str | None = None
+    # Pointers to the newest rows; plain ids (no foreign key) to keep the tables free of cycles.
+    last_version_id: int | None = None
+    last_check_id: int | None = None
+
+
+class Version(SQLModel, table=True):
+    __tablename__ = "versions"
+    __table_args__ = (UniqueConstraint("target_id", "seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    target_id: int = Field(foreign_key="targets.id", index=True)
+    seq: int
+    text_sha: str = Field(index=True)
+    raw_sha: str
+    first_seen: datetime = Field(default_factory=utcnow)
+    last_seen: datetime = Field(default_factory=utcnow)
+    times_seen: int = 1
+    http_status: int | None = None
+    final_url: str | None = None
+    headers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    title: str = ""
+    words: int = 0
+    blocks: int = 0
+    extract_key: str = ""
+    same_as_id: int | None = Field(default=None, foreign_key="versions.id")
+
+
+class Change(SQLModel, table=True):
+    __tablename__ = "changes"
+    id: int | None = Field(default=None, primary_key=True)
+    target_id: int = Field(foreign_key="targets.id", index=True)
+    from_version_id: int | None = Field(default=None, foreign_key="versions.id")
+    to_version_id: int = Field(foreign_key="versions.id")
+    kind: str  # first | added | removed | edited | restored | rebaselined
+    restored_version_id: int | None = Field(default=None, foreign_key="versions.id")
+    detected_at: datetime = Field(default_factory=utcnow)
+    summary: str = ""
+    score: float = 0.0
+    stats: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    passages: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class Check(SQLModel, table=True):
+    __tablename__ = "checks"
+    __table_args__ = (Index("ix_checks_target_at", "target_id", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    target_id: int = Field(foreign_key="targets.id")
+    at: datetime = Field(default_factory=utcnow)
+    # Unchanged checks in a row share one row: `count` of them, the last at `until`.
+    until: datetime = Field(default_factory=utcnow)
+    count: int = 1
+    duration_ms: int = 0
+    http_status: int | None = None
+    outcome: str  # first | changed | unchanged | error | missing
+    error: str | None = None
+    version_id: int | None = Field(default=None, foreign_key="versions.id")
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+    id: int | None = Field(default=None, primary_key=True)
+    target_id: int = Field(foreign_key="targets.id", index=True)
+    change_id: int | None = Field(default=None, foreign_key="changes.id")
+    kind: str  # first | added | removed | edited | restored | gone | error | recovered
+    created_at: datetime = Field(default_factory=utcnow)
+    summary: str = ""

@@ -1,0 +1,141 @@
+"""Stored rows -> the documented JSON shapes (shared by every reader) and terminal text."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from .diff import DELETE, INSERT, diff_blocks
+from .extract import parse_text
+from .models import Change, Check, Event, Target, Version
+from .store import Store
+
+
+def iso(when: datetime | None) -> str | None:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+
+
+def target_dict(target: Target, versions: int = 0, changes: int = 0) -> dict:
+    return {
+        "name": target.name,
+        "url": target.url,
+        "active": target.active,
+        "status": target.status,
+        "interval_s": target.interval_s,
+        "last_check": iso(target.last_check_at),
+        "last_ok": iso(target.last_ok_at),
+        "last_change": iso(target.last_change_at),
+        "next_due": iso(target.next_due_at),
+        "last_error": target.last_error,
+        "versions": versions,
+        "changes": changes,
+    }
+
+
+def version_dict(version: Version) -> dict:
+    return {
+        "version": version.seq,
+        "first_seen": iso(version.first_seen),
+        "last_seen": iso(version.last_seen),
+        "times_seen": version.times_seen,
+        "http_status": version.http_status,
+        "final_url": version.final_url,
+        "title": version.title,
+        "words": version.words,
+        "blocks": version.blocks,
+        "text_sha256": version.text_sha,
+        "raw_sha256": version.raw_sha,
+    }
+
+
+def change_dict(change: Change, seq_of: dict[int, int]) -> dict:
+    return {
+        "id": change.id,
+        "kind": change.kind,
+        "from_version": seq_of.get(change.from_version_id),
+        "to_version": seq_of.get(change.to_version_id),
+        "restored_version": seq_of.get(change.restored_version_id),
+        "detected_at": iso(change.detected_at),
+        "summary": change.summary,
+        "score": change.score,
+        "stats": change.stats,
+        "passages": change.passages,
+    }
+
+
+def check_dict(check: Check, seq_of: dict[int, int]) -> dict:
+    return {
+        "at": iso(check.at),
+        "until": iso(check.until),
+        "count": check.count,
+        "outcome": check.outcome,
+        "http_status": check.http_status,
+        "error": check.error,
+        "version": seq_of.get(check.version_id),
+        "duration_ms": check.duration_ms,
+    }
+
+
+def event_dict(event: Event) -> dict:
+    return {"id": event.id, "kind": event.kind, "created_at": iso(event.created_at), "summary": event.summary,
+            "change_id": event.change_id}
+
+
+def history(store: Store, name: str, checks: int = 50) -> dict:
+    target = store.target(name)
+    versions = store.versions(target.id)
+    changes = store.changes(target.id)
+    seq_of = {v.id: v.seq for v in versions}
+    return {
+        "target": target_dict(target, len(versions), sum(1 for c in changes if c.kind != "first")),
+        "versions": [version_dict(v) for v in versions],
+        "changes": [change_dict(c, seq_of) for c in changes],
+        "events": [event_dict(e) for e in reversed(store.events(target.id))],
+        "checks": [check_dict(c, seq_of) for c in store.checks(target.id, limit=checks)],
+    }
+
+
+def version_text(store: Store, version: Version) -> list[str]:
+    return parse_text(store.snapshots.get_text(version.text_sha)).lines
+
+
+def diff_versions(store: Store, old: Version, new: Version) -> dict:
+    """Word diff between two stored versions (recomputed from the snapshots: diffs are pure)."""
+    return diff_blocks(version_text(store, old), version_text(store, new))
+
+
+def render_ops(ops: list[list], color: bool, context: int | None = 2) -> str:
+    """Terminal diff: removed words red and struck through, added green; without colour,
+    [-removed-] and {+added+}. With `context`, unchanged lines far from a change are elided."""
+    import click
+
+    lines: list[tuple[str, bool]] = []
+    current: list[str] = []
+    changed = False
+    for op, text in ops:
+        parts = text.split("\n")
+        for k, part in enumerate(parts):
+            if k:
+                lines.append(("".join(current), changed))
+                current, changed = [], False
+            if not part:
+                changed = changed or (op != 0 and k < len(parts) - 1)
+                continue
+            if op == DELETE:
+                current.append(click.style(part, fg="red", strikethrough=True) if color else f"[-{part}-]")
+            elif op == INSERT:
+                current.append(click.style(part, fg="green", bold=True) if color else f"{{+{part}+}}")
+            else:
+                current.append(part)
+            changed = changed or op != 0
+    if current:
+        lines.append(("".join(current), changed))
+    if context is None:
+        return "\n".join(line for line, _ in lines)
+    marked = [i for i, (_, flag) in enumerate(lines) if flag]
+    keep = sorted({j for i in marked for j in range(max(0, i - context), min(len(lines), i + context + 1))})
+    out, last = [], -1
+    for i in keep:
+        if last >= 0 and i > last + 1:
+            out.append("  …")
+        out.append(lines[i][0])
+        last = i
+    return "\n".join(out)

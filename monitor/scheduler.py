@@ -1,0 +1,132 @@
+"""The daemon: one APScheduler interval job per target, the database as the source of truth.
+
+Each target's next due time lives in the database, so a restart resumes the schedule; overdue
+targets are spread over a short window instead of all firing at once. SIGTERM/SIGINT let checks
+in flight finish; SIGHUP or an edited targets.toml reloads the targets without a restart.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import datetime, timedelta, timezone
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from . import config
+from .check import Checker
+from .config import Settings, Target
+from .fetch import Fetcher
+from .models import utcnow
+from .store import Store
+
+log = logging.getLogger("monitor.daemon")
+
+OVERDUE_SPREAD = 60.0  # seconds over which targets found overdue at start are spread
+WATCH_EVERY = 2.0  # seconds between looks at targets.toml's modification time
+
+
+def first_runs(targets: list[Target], next_due: dict[str, datetime | None], interval_of, now: datetime) -> dict[str, datetime]:
+    """When each target should first run: its stored due time, or, when overdue or never
+    checked, a slot spread evenly over a window (never more than the target's interval)."""
+    overdue = [t for t in targets if next_due.get(t.name) is None or next_due[t.name] <= now]
+    runs = {t.name: next_due[t.name] for t in targets if t not in overdue}
+    for i, target in enumerate(overdue):
+        window = min(OVERDUE_SPREAD, interval_of(target))
+        runs[target.name] = now + timedelta(seconds=window * i / max(len(overdue), 1))
+    return runs
+
+
+class Daemon:
+    def __init__(self, settings: Settings, store: Store, fetcher: Fetcher):
+        self.settings = settings
+        self.store = store
+        self.checker = Checker(settings, store, fetcher)
+        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self.targets: dict[str, Target] = {}
+        self.in_flight: set[asyncio.Task] = set()
+        self.stopping = asyncio.Event()
+        self.reload_requested = asyncio.Event()
+        self._config_mtime = self._mtime()
+
+    def _mtime(self) -> float | None:
+        try:
+            return self.settings.path.stat().st_mtime
+        except OSError:
+            return None
+
+    async def run_check(self, name: str) -> None:
+        target = self.targets.get(name)
+        if target is None or self.stopping.is_set():
+            return
+        state = self.store.state(name)
+        if state is None:
+            return
+        task = asyncio.create_task(self.checker.check(target, state))
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
+        result = await asyncio.shield(task)
+        log.info("%s", result.line())
+
+    def schedule(self, settings: Settings) -> None:
+        """Make the scheduler's jobs match the targets in settings."""
+        wanted = {t.name: t for t in settings.targets}
+        states = self.store.sync_targets(settings.targets, settings.interval)
+        for name in list(self.targets):
+            if name not in wanted:
+                self.scheduler.remove_job(name)
+                del self.targets[name]
+        changed = [t for n, t in wanted.items() if self.targets.get(n) != t
+                   or self.settings.interval(t) != settings.interval(t)]
+        self.settings = settings
+        self.checker.settings = settings
+        runs = first_runs(changed, {n: s.next_due_at for n, s in states.items()}, settings.interval, utcnow())
+        for target in changed:
+            interval = settings.interval(target)
+            trigger = IntervalTrigger(seconds=interval, start_date=runs[target.name], timezone=timezone.utc,
+                                      jitter=interval * settings.monitor.jitter or None)
+            self.scheduler.add_job(self.run_check, trigger, args=[target.name], id=target.name,
+                                   name=target.name, replace_existing=True, max_instances=1, coalesce=True,
+                                   misfire_grace_time=max(1, int(interval / 2)), next_run_time=runs[target.name])
+            self.targets[target.name] = target
+        log.info("watching %d targets", len(self.targets))
+
+    def reload(self) -> None:
+        try:
+            settings = config.load(self.settings.path)
+        except config.ConfigError as exc:
+            log.error("not reloading: %s", exc)
+            return
+        self.schedule(settings)
+        log.info("reloaded %s", self.settings.path)
+
+    async def _watch_config(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                await asyncio.wait_for(self.reload_requested.wait(), WATCH_EVERY)
+            except TimeoutError:
+                pass
+            mtime = self._mtime()
+            if self.reload_requested.is_set() or mtime != self._config_mtime:
+                self.reload_requested.clear()
+                self._config_mtime = mtime
+                if not self.stopping.is_set():
+                    self.reload()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
+        self.schedule(self.settings)
+        self.scheduler.start()
+        watcher = asyncio.create_task(self._watch_config())
+        log.info("daemon started (config %s)", self.settings.path)
+        await self.stopping.wait()
+        log.info("stopping: waiting for %d checks in flight", len(self.in_flight))
+        self.scheduler.shutdown(wait=False)
+        watcher.cancel()
+        if self.in_flight:
+            await asyncio.gather(*self.in_flight, return_exceptions=True)
+        log.info("stopped")

@@ -1,0 +1,302 @@
+"""Persistence: the database (SQLModel rows) plus the snapshot store (content-addressed files).
+
+Snapshot files are written before the rows that name them are committed, and every write that
+belongs together (version, change, event, check, target state) is one transaction, so a crash at
+any point leaves the history as it was or whole, never half-written.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable
+
+from sqlalchemy import event, func, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine, select
+
+from . import migrate
+from .models import Change, Check, Event, Target, Version, utcnow
+from .snapshots import Snapshots
+
+
+class StoreError(Exception):
+    pass
+
+
+@dataclass
+class TargetState:
+    """What a check needs to know about a target before fetching it."""
+
+    id: int
+    name: str
+    status: str
+    etag: str | None
+    last_modified: str | None
+    last_raw_sha: str | None
+    last_version_id: int | None
+    last_check_id: int | None
+    consecutive_errors: int
+    consecutive_missing: int
+    next_due_at: datetime | None
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+_STATE_COLUMNS = (Target.id, Target.name, Target.status, Target.etag, Target.last_modified, Target.last_raw_sha,
+                  Target.last_version_id, Target.last_check_id, Target.consecutive_errors,
+                  Target.consecutive_missing, Target.next_due_at)
+
+
+class Store:
+    def __init__(self, database_url: str, snapshots: Snapshots):
+        self.url = database_url
+        self.engine = make_engine(database_url)
+        self.snapshots = snapshots
+        migrate.upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # ---- targets -----------------------------------------------------------------------------
+
+    def sync_targets(self, targets: Iterable, interval_of) -> dict[str, TargetState]:
+        """Make the targets table match the config: add new, update URLs and intervals, mark
+        targets no longer configured inactive (their history is kept). Returns state by name."""
+        wanted = {t.name: t for t in targets}
+        with self.engine.begin() as conn:
+            rows = {r.name: r for r in conn.execute(select(Target.id, Target.name, Target.url, Target.active,
+                                                           Target.interval_s))}
+            new = [dict(name=n, url=t.url, interval_s=interval_of(t), created_at=utcnow(), active=True,
+                        status="new", consecutive_errors=0, consecutive_missing=0)
+                   for n, t in wanted.items() if n not in rows]
+            if new:
+                conn.execute(Target.__table__.insert(), new)
+            for name, row in rows.items():
+                target = wanted.get(name)
+                if target is None:
+                    if row.active:
+                        conn.execute(update(Target).where(Target.id == row.id).values(active=False))
+                    continue
+                values = {}
+                if row.url != target.url:
+                    # A new URL is a new page as far as caching goes.
+                    values.update(url=target.url, etag=None, last_modified=None, last_raw_sha=None)
+                if row.interval_s != interval_of(target):
+                    values["interval_s"] = interval_of(target)
+                if not row.active:
+                    values["active"] = True
+                if values:
+                    conn.execute(update(Target).where(Target.id == row.id).values(**values))
+            states = {r.name: TargetState(*r) for r in conn.execute(select(*_STATE_COLUMNS).where(Target.active))}
+        return states
+
+    def state(self, name: str) -> TargetState | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*_STATE_COLUMNS).where(Target.name == name)).first()
+        return TargetState(*row) if row else None
+
+    def set_next_due(self, target_id: int, when: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(Target).where(Target.id == target_id).values(next_due_at=when))
+
+    # ---- recording checks --------------------------------------------------------------------
+
+    def record_unchanged(self, state: TargetState, at: datetime, duration_ms: int, http_status: int | None,
+                         etag: str | None, last_modified: str | None, raw_sha: str | None,
+                         next_due_at: datetime | None, recovered_event: str | None = None) -> None:
+        """An unchanged check: extend the running 'unchanged' check row, or start one."""
+        with self.engine.begin() as conn:
+            check_id = state.last_check_id
+            extended = 0
+            if check_id is not None and not recovered_event:
+                extended = conn.execute(
+                    update(Check).where(Check.id == check_id, Check.outcome == "unchanged")
+                    .values(until=at, count=Check.count + 1, duration_ms=duration_ms, http_status=http_status)
+                ).rowcount
+            if not extended:
+                check_id = conn.execute(Check.__table__.insert().values(
+                    target_id=state.id, at=at, until=at, count=1, duration_ms=duration_ms, http_status=http_status,
+                    outcome="unchanged", version_id=state.last_version_id)).inserted_primary_key[0]
+            if state.last_version_id is not None:
+                conn.execute(update(Version).where(Version.id == state.last_version_id)
+                             .values(last_seen=at, times_seen=Version.times_seen + 1))
+            values = dict(last_check_at=at, last_ok_at=at, status="ok", last_error=None, consecutive_errors=0,
+                          consecutive_missing=0, last_check_id=check_id, next_due_at=next_due_at)
+            if etag is not None or last_modified is not None:
+                values.update(etag=etag, last_modified=last_modified)
+            if raw_sha is not None:
+                values["last_raw_sha"] = raw_sha
+            conn.execute(update(Target).where(Target.id == state.id).values(**values))
+            if recovered_event:
+                conn.execute(Event.__table__.insert().values(target_id=state.id, kind="recovered", created_at=at,
+                                                             summary=recovered_event))
+        state.last_check_id = check_id
+        state.status, state.consecutive_errors, state.consecutive_missing = "ok", 0, 0
+        if etag is not None or last_modified is not None:
+            state.etag, state.last_modified = etag, last_modified
+        if raw_sha is not None:
+            state.last_raw_sha = raw_sha
+
+    def record_failure(self, state: TargetState, at: datetime, duration_ms: int, http_status: int | None,
+                       error: str, missing: bool, gone_after: int, next_due_at: datetime | None) -> list[str]:
+        """A failed check: never a version. Returns the events it raised ('error' on the first
+        failure after good checks, 'gone' when a page answered 404/410 gone_after times in a row)."""
+        errors = state.consecutive_errors + 1
+        misses = state.consecutive_missing + 1 if missing else 0
+        events = []
+        status = "error"
+        if missing and misses >= gone_after:
+            status = "gone"
+            if misses == gone_after:
+                events.append(("gone", f"page gone: HTTP {http_status} on {misses} checks in a row; last good text kept"))
+        elif state.status not in ("error", "gone"):
+            events.append(("error", f"check failed: {error}"))
+        with self.engine.begin() as conn:
+            check_id = conn.execute(Check.__table__.insert().values(
+                target_id=state.id, at=at, until=at, count=1, duration_ms=duration_ms, http_status=http_status,
+                outcome="missing" if missing else "error", error=error)).inserted_primary_key[0]
+            conn.execute(update(Target).where(Target.id == state.id).values(
+                last_check_at=at, status=status, last_error=error, consecutive_errors=errors,
+                consecutive_missing=misses, last_check_id=check_id, next_due_at=next_due_at))
+            for kind, summary in events:
+                conn.execute(Event.__table__.insert().values(target_id=state.id, kind=kind, created_at=at,
+                                                             summary=summary))
+        state.status, state.consecutive_errors, state.consecutive_missing = status, errors, misses
+        state.last_check_id = check_id
+        return [kind for kind, _ in events]
+
+    def record_version(self, state: TargetState, at: datetime, duration_ms: int, http_status: int | None,
+                       final_url: str | None, headers: dict, etag: str | None, last_modified: str | None,
+                       raw: bytes, raw_sha: str, text: str, text_sha: str, title: str, words: int, blocks: int,
+                       extract_key: str, change: dict | None, next_due_at: datetime | None) -> tuple[Version, Change | None]:
+        """A new version (and the change that led to it): snapshot files first, then one transaction.
+
+        `change` holds kind, summary, score, stats, passages, restored_version_id, same_as_id,
+        alert (whether it raises an event) — or None for a target's first version.
+        """
+        self.snapshots.put(raw, raw_sha)
+        self.snapshots.put(text.encode("utf-8"), text_sha)
+        with self.session() as session:
+            seq = (session.exec(select(func.max(Version.seq)).where(Version.target_id == state.id)).one() or 0) + 1
+            version = Version(target_id=state.id, seq=seq, text_sha=text_sha, raw_sha=raw_sha, first_seen=at,
+                              last_seen=at, http_status=http_status, final_url=final_url, headers=headers,
+                              title=title, words=words, blocks=blocks, extract_key=extract_key,
+                              same_as_id=(change or {}).get("same_as_id"))
+            session.add(version)
+            session.flush()
+            info = change or {"kind": "first", "summary": f"first version: {_count(words, 'word')}",
+                              "score": 0.0, "stats": {}, "passages": [], "alert": True}
+            row = Change(target_id=state.id, from_version_id=state.last_version_id, to_version_id=version.id,
+                         kind=info["kind"], restored_version_id=info.get("restored_version_id"), detected_at=at,
+                         summary=info["summary"], score=info["score"], stats=info["stats"],
+                         passages=info["passages"])
+            session.add(row)
+            session.flush()
+            if info.get("alert", True):
+                session.add(Event(target_id=state.id, change_id=row.id, kind=info["kind"], created_at=at,
+                                  summary=info["summary"]))
+            check = Check(target_id=state.id, at=at, until=at, duration_ms=duration_ms, http_status=http_status,
+                          outcome="first" if change is None else "changed", version_id=version.id)
+            session.add(check)
+            session.flush()
+            values = dict(last_check_at=at, last_ok_at=at, last_change_at=at, status="ok", last_error=None,
+                          consecutive_errors=0, consecutive_missing=0, last_check_id=check.id,
+                          last_version_id=version.id, last_raw_sha=raw_sha, etag=etag, last_modified=last_modified,
+                          next_due_at=next_due_at)
+            session.exec(update(Target).where(Target.id == state.id).values(**values))
+            session.commit()
+        state.last_version_id, state.last_check_id, state.last_raw_sha = version.id, check.id, raw_sha
+        state.etag, state.last_modified = etag, last_modified
+        state.status, state.consecutive_errors, state.consecutive_missing = "ok", 0, 0
+        return version, row
+
+    # ---- reading -----------------------------------------------------------------------------
+
+    def version(self, version_id: int) -> Version:
+        with self.session() as session:
+            version = session.get(Version, version_id)
+        if version is None:
+            raise StoreError(f"no version with id {version_id}")
+        return version
+
+    def earliest_with_text(self, target_id: int, text_sha: str, exclude_id: int | None) -> Version | None:
+        """The first version of a target whose text equals text_sha, other than exclude_id."""
+        with self.session() as session:
+            query = select(Version).where(Version.target_id == target_id, Version.text_sha == text_sha)
+            if exclude_id is not None:
+                query = query.where(Version.id != exclude_id)
+            return session.exec(query.order_by(Version.seq).limit(1)).first()
+
+    def target(self, name: str) -> Target:
+        with self.session() as session:
+            target = session.exec(select(Target).where(Target.name == name)).first()
+        if target is None:
+            raise StoreError(f"no target named {name!r} in the database (has it been checked yet?)")
+        return target
+
+    def targets(self, include_inactive: bool = False) -> list[Target]:
+        with self.session() as session:
+            query = select(Target).order_by(Target.name)
+            if not include_inactive:
+                query = query.where(Target.active)
+            return list(session.exec(query))
+
+    def versions(self, target_id: int) -> list[Version]:
+        with self.session() as session:
+            return list(session.exec(select(Version).where(Version.target_id == target_id)
+                                      .order_by(Version.seq.desc())))
+
+    def version_by_seq(self, target_id: int, seq: int) -> Version | None:
+        with self.session() as session:
+            return session.exec(select(Version).where(Version.target_id == target_id, Version.seq == seq)).first()
+
+    def changes(self, target_id: int) -> list[Change]:
+        with self.session() as session:
+            return list(session.exec(select(Change).where(Change.target_id == target_id)
+                                      .order_by(Change.id.desc())))
+
+    def checks(self, target_id: int, limit: int = 50) -> list[Check]:
+        with self.session() as session:
+            return list(session.exec(select(Check).where(Check.target_id == target_id)
+                                      .order_by(Check.id.desc()).limit(limit)))
+
+    def events(self, target_id: int | None = None) -> list[Event]:
+        with self.session() as session:
+            query = select(Event).order_by(Event.id)
+            if target_id is not None:
+                query = query.where(Event.target_id == target_id)
+            return list(session.exec(query))
+
+    def counts(self) -> dict[int, tuple[int, int]]:
+        """target id -> (versions, changes excluding 'first')."""
+        with self.engine.connect() as conn:
+            versions = dict(conn.execute(select(Version.target_id, func.count()).group_by(Version.target_id)).all())
+            changes = dict(conn.execute(select(Change.target_id, func.count()).where(Change.kind != "first")
+                                        .group_by(Change.target_id)).all())
+        return {tid: (versions.get(tid, 0), changes.get(tid, 0)) for tid in set(versions) | set(changes)}
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

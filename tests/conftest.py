@@ -1,0 +1,137 @@
+"""Shared fixtures: a real HTTP server on loopback whose pages a test switches, and a helper that
+runs the real `monitor` command against a real SQLite file in a temporary folder."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from monitor.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Page:
+    def __init__(self, body: bytes | str | None = None, status: int = 200, headers: dict | None = None,
+                 conditional: bool = True, handler=None):
+        self.body = body.encode("utf-8") if isinstance(body, str) else (body or b"")
+        self.status = status
+        self.headers = headers if headers is not None else {"Content-Type": "text/html; charset=utf-8"}
+        self.conditional = conditional
+        self.handler = handler  # optional callable(request_handler) for hostile behaviour
+
+
+class PageServer:
+    """Serves Page objects by path on 127.0.0.1; records every request."""
+
+    def __init__(self):
+        self.pages: dict[str, Page] = {}
+        self.requests: list[tuple[str, dict]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.requests.append((self.path, dict(self.headers)))
+                page = server.pages.get(self.path)
+                if page is None:
+                    page = Page("<html><body><h1>Not Found</h1></body></html>", status=404)
+                if page.handler:
+                    return page.handler(self)
+                etag = '"' + hashlib.sha256(page.body).hexdigest()[:16] + '"'
+                if page.conditional and page.status == 200 and self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(page.status)
+                for key, value in page.headers.items():
+                    self.send_header(key, value)
+                if page.conditional and page.status == 200:
+                    self.send_header("ETag", etag)
+                self.send_header("Content-Length", str(len(page.body)))
+                self.end_headers()
+                self.wfile.write(page.body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def set(self, path: str, body=None, **kwargs) -> None:
+        self.pages[path] = body if isinstance(body, Page) else Page(body, **kwargs)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    srv = PageServer()
+    yield srv
+    srv.close()
+
+
+class Workspace:
+    """A folder with a targets.toml; runs the real CLI against it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.config = path / "targets.toml"
+
+    def write_config(self, text: str) -> None:
+        self.config.write_text(text)
+
+    def run(self, *args: str, expect: int | None = 0):
+        result = CliRunner().invoke(main, [*args[:1], "--config", str(self.config), *args[1:]],
+                                    catch_exceptions=False)
+        if expect is not None:
+            assert result.exit_code == expect, f"exit {result.exit_code}: {result.output}"
+        return result
+
+    def json(self, *args: str):
+        return json.loads(self.run(*args, "--json").stdout)
+
+    def subprocess(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        return subprocess.run([sys.executable, "-m", "monitor", *args[:1], "--config", str(self.config), *args[1:]],
+                              capture_output=True, text=True, env=env, **kwargs)
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Workspace:
+    return Workspace(tmp_path)
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def http_date(ts: float | None = None) -> str:
+    return formatdate(ts or time.time(), usegmt=True)
