@@ -23,8 +23,9 @@ async def check_pass(settings: Settings, store: Store, names: list[str] | None =
             raise ConfigError(f"{settings.path}: no target named {', '.join(map(repr, unknown))}")
         targets = [t for t in targets if t.name in names]
     states = store.sync_targets(settings.targets, settings.interval)
-    async with Fetcher(settings.monitor) as fetcher:
-        return await Checker(settings, store, fetcher).check_many(targets, states)
+    with store.batch():
+        async with Fetcher(settings.monitor) as fetcher:
+            return await Checker(settings, store, fetcher).check_many(targets, states)
 
 
 def run_daemon(settings: Settings, store: Store) -> None:

@@ -130,7 +130,7 @@ class Checker:
                  raw_sha: str, key: str, at: datetime, started: float, due: datetime) -> CheckResult:
         text = extracted.text()
         text_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        change = None
+        change = previous = None
         if state.last_version_id is not None:
             previous = self.store.version(state.last_version_id)
             if previous.text_sha == text_sha:
@@ -148,7 +148,8 @@ class Checker:
         version, row = self.store.record_version(
             state, at, _ms(started), fetched.status, fetched.final_url, fetched.headers,
             _header(fetched, "etag"), _header(fetched, "last-modified"), fetched.body, raw_sha, text, text_sha,
-            extracted.title, extracted.word_count, len(extracted.blocks), key, change, due)
+            extracted.title, extracted.word_count, len(extracted.blocks), key, change, due,
+            previous_raw_sha=previous.raw_sha if previous else None)
         return CheckResult(target.name, "first" if change is None else "changed", _ms(started), fetched.status,
                            kind=row.kind, summary=row.summary, version=version.seq,
                            events=[row.kind] if (change or {}).get("alert", True) else [])

@@ -55,6 +55,9 @@ def main(verbose: int) -> None:
     """Watch published pages for quiet edits: every version kept, word diffs, removals and restores."""
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose < 2:  # libraries speak only of problems unless asked (-vv)
+        for name in ("alembic", "apscheduler", "httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @main.command()
@@ -68,6 +71,7 @@ def check(settings, names) -> None:
     store = _store(settings)
     try:
         results = asyncio.run(check_pass(settings, store, list(names) or None))
+        store.checkpoint()
     except config_module.ConfigError as exc:
         click.echo(f"config error: {exc}", err=True)
         sys.exit(EXIT_CONFIG)

@@ -85,7 +85,7 @@ class MonitorSettings(Strict):
     retries: int = Field(2, ge=0, le=10, description="retries on connect errors and 5xx")
     retry_backoff: Duration = 1.0
     concurrency: int = Field(16, ge=1, description="checks in flight at once")
-    per_host: int = Field(4, ge=1, description="requests in flight to one host")
+    per_host: int = Field(2, ge=1, description="requests in flight to one host")
     gone_after: int = Field(3, ge=1, description="consecutive 404/410 answers that raise 'gone'")
     jitter: float = Field(0.1, ge=0, le=0.5, description="fraction of the interval to spread checks by")
     alerts: list[str] = []

@@ -12,7 +12,10 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from bs4 import BeautifulSoup, NavigableString, Tag
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # bs4 is imported when a page is parsed, not by every command that reads the store
+    from bs4 import BeautifulSoup, NavigableString, Tag
 
 # Bump when the text this module produces for the same page changes; stored with each version so
 # a new extractor re-reads the previous capture instead of reporting its own change as an edit.
@@ -115,6 +118,8 @@ def _block_of(node: NavigableString, stop: Tag) -> Tag:
 
 
 def _blocks(root: Tag, patterns: list[re.Pattern]) -> list[str]:
+    from bs4 import NavigableString
+
     order: list[Tag] = []
     parts: dict[int, list[str]] = {}
     for node in root.find_all(string=True):
@@ -141,6 +146,8 @@ def _blocks(root: Tag, patterns: list[re.Pattern]) -> list[str]:
 
 def extract(html: str, selector: str | None = None, ignore: list[str] | tuple = (),
             ignore_text: list[str] | tuple = ()) -> Extracted:
+    from bs4 import BeautifulSoup
+
     soup = BeautifulSoup(html, "lxml")
     title = _title(soup)
     for tag in soup.select(DROP_ALWAYS):

@@ -18,6 +18,7 @@ import httpx
 from .config import MonitorSettings
 
 TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "text/xml", "application/xml")
+ERROR_BODY_LIMIT = 65536  # bytes read from a 304 or an error answer, then dropped
 KEPT_HEADERS = ("content-type", "etag", "last-modified", "date", "server", "content-language", "location")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
@@ -160,9 +161,11 @@ class Fetcher:
                         raise FetchError(f"HTTP {response.status_code} {response.reason_phrase}".strip(), retry=True,
                                          status=response.status_code)
                     if response.status_code == 304 or response.status_code >= 400:
+                        # Read the (small) rest so the connection can be reused.
+                        await self._read_capped(response, ERROR_BODY_LIMIT, drain=True)
                         return
                     self._check_type(response)
-                    result.body = await self._read_capped(response)
+                    result.body = await self._read_capped(response, self.settings.max_bytes)
         except FetchError:
             raise
         except TimeoutError:
@@ -189,11 +192,13 @@ class Fetcher:
         if length and length.isdigit() and int(length) > self.settings.max_bytes:
             raise FetchError(f"body too large: {int(length):,} bytes declared, limit {self.settings.max_bytes:,}")
 
-    async def _read_capped(self, response: httpx.Response) -> bytes:
+    async def _read_capped(self, response: httpx.Response, limit: int, drain: bool = False) -> bytes:
         chunks, size = [], 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
-            if size > self.settings.max_bytes:
-                raise FetchError(f"body too large: more than {self.settings.max_bytes:,} bytes (limit)")
+            if size > limit:
+                if drain:
+                    return b""
+                raise FetchError(f"body too large: more than {limit:,} bytes (limit)")
             chunks.append(chunk)
         return b"".join(chunks)

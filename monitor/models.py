@@ -39,6 +39,7 @@ class Target(SQLModel, table=True):
     # Pointers to the newest rows; plain ids (no foreign key) to keep the tables free of cycles.
     last_version_id: int | None = None
     last_check_id: int | None = None
+    last_outcome: str | None = None  # outcome of the check row last_check_id points at
 
 
 class Version(SQLModel, table=True):

@@ -67,7 +67,8 @@ class Daemon:
         self.in_flight.add(task)
         task.add_done_callback(self.in_flight.discard)
         result = await asyncio.shield(task)
-        log.info("%s", result.line())
+        level = {"unchanged": logging.DEBUG, "error": logging.WARNING, "missing": logging.WARNING}
+        log.log(level.get(result.outcome, logging.INFO), "%s", result.line())
 
     def schedule(self, settings: Settings) -> None:
         """Make the scheduler's jobs match the targets in settings."""
@@ -129,4 +130,5 @@ class Daemon:
         watcher.cancel()
         if self.in_flight:
             await asyncio.gather(*self.in_flight, return_exceptions=True)
+        self.store.checkpoint()
         log.info("stopped")

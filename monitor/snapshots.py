@@ -1,7 +1,14 @@
 """Content-addressed, zstd-compressed blobs: each distinct body or text stored once, by SHA-256.
 
+A blob may be stored as a delta: compressed with another stored blob (its base) as a zstd
+raw-content dictionary. An extracted text is stored against the capture it came from, and a new
+capture of a page against an earlier capture of the same page, so an edit of one sentence costs
+a few hundred bytes rather than a whole page. A delta's base is always a plain blob (or, for a
+text, a capture), so reading never follows a chain longer than two.
+
 Files are written to a temporary name, flushed to disk and renamed, so a crash leaves either the
-whole file or none of it; a file is never rewritten once present.
+whole file or none of it; a file is never rewritten once present. Every read is checked against
+the SHA-256 in its name.
 """
 from __future__ import annotations
 
@@ -13,6 +20,12 @@ from pathlib import Path
 import zstandard
 
 LEVEL = 9
+DELTA_MAGIC = b"MONDELTA1 "  # followed by the base digest (64 hex), a newline, then a zstd frame
+_HEADER_LEN = len(DELTA_MAGIC) + 65
+MAX_DEPTH = 3
+# A delta bigger than this share of the blob's size means the pages have drifted apart: store
+# the blob plain instead, so it can serve as the base of later deltas.
+DELTA_WORTH = 0.08
 
 
 def sha256(data: bytes) -> str:
@@ -26,7 +39,7 @@ class SnapshotError(Exception):
 class Snapshots:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
-        self._compressor = zstandard.ZstdCompressor(level=LEVEL)
+        self._plain = zstandard.ZstdCompressor(level=LEVEL)
         self._decompressor = zstandard.ZstdDecompressor()
 
     def path(self, digest: str) -> Path:
@@ -37,29 +50,64 @@ class Snapshots:
     def __contains__(self, digest: str) -> bool:
         return self.path(digest).exists()
 
-    def put(self, data: bytes, digest: str | None = None) -> str:
+    def base_of(self, digest: str) -> str | None:
+        """The digest a stored delta depends on, or None for a plain blob."""
+        with open(self.path(digest), "rb") as handle:
+            head = handle.read(_HEADER_LEN)
+        return head[len(DELTA_MAGIC):-1].decode("ascii") if head.startswith(DELTA_MAGIC) else None
+
+    def keyframe(self, digest: str | None) -> str | None:
+        """A plain blob to use as a delta base in place of `digest` (itself, or its base)."""
+        if digest is None or digest not in self:
+            return None
+        base = self.base_of(digest)
+        return digest if base is None else (base if self.base_of(base) is None else None)
+
+    def put(self, data: bytes, digest: str | None = None, base: str | None = None) -> str:
+        """Store data under its SHA-256 (once); as a delta against `base` when that pays."""
         digest = digest or sha256(data)
         target = self.path(digest)
         if target.exists():
             return digest
+        payload = None
+        if base is not None and base != digest and base in self:
+            dictionary = zstandard.ZstdCompressionDict(self.get(base), dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+            frame = zstandard.ZstdCompressor(level=LEVEL, dict_data=dictionary).compress(data)
+            if len(frame) <= DELTA_WORTH * len(data):
+                payload = DELTA_MAGIC + base.encode("ascii") + b"\n" + frame
+        if payload is None:
+            payload = self._plain.compress(data)
+        self._write(target, payload)
+        return digest
+
+    def _write(self, target: Path, payload: bytes) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(self._compressor.compress(data))
+                handle.write(payload)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return digest
 
-    def get(self, digest: str) -> bytes:
+    def get(self, digest: str, _depth: int = 0) -> bytes:
         try:
-            data = self._decompressor.decompress(self.path(digest).read_bytes())
+            payload = self.path(digest).read_bytes()
         except FileNotFoundError:
             raise SnapshotError(f"snapshot {digest[:12]}… is missing from {self.root}") from None
+        try:
+            if payload.startswith(DELTA_MAGIC):
+                if _depth >= MAX_DEPTH:
+                    raise SnapshotError(f"snapshot {digest[:12]}… is damaged: its delta chain is too long")
+                base = payload[len(DELTA_MAGIC):_HEADER_LEN - 1].decode("ascii")
+                dictionary = zstandard.ZstdCompressionDict(self.get(base, _depth + 1),
+                                                           dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+                data = zstandard.ZstdDecompressor(dict_data=dictionary).decompress(payload[_HEADER_LEN:])
+            else:
+                data = self._decompressor.decompress(payload)
         except zstandard.ZstdError as exc:
             raise SnapshotError(f"snapshot {digest[:12]}… is damaged: {exc}") from None
         if sha256(data) != digest:

@@ -6,12 +6,13 @@ any point leaves the history as it was or whole, never half-written.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Iterable
 
-from sqlalchemy import event, func, update
+from sqlalchemy import bindparam, event, func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine, select
 
@@ -36,6 +37,7 @@ class TargetState:
     last_raw_sha: str | None
     last_version_id: int | None
     last_check_id: int | None
+    last_outcome: str | None
     consecutive_errors: int
     consecutive_missing: int
     next_due_at: datetime | None
@@ -62,19 +64,46 @@ def make_engine(url: str) -> Engine:
 
 
 _STATE_COLUMNS = (Target.id, Target.name, Target.status, Target.etag, Target.last_modified, Target.last_raw_sha,
-                  Target.last_version_id, Target.last_check_id, Target.consecutive_errors,
+                  Target.last_version_id, Target.last_check_id, Target.last_outcome, Target.consecutive_errors,
                   Target.consecutive_missing, Target.next_due_at)
+
+
+BATCH_SIZE = 500
+
+_EXTEND_CHECK = (update(Check).where(Check.id == bindparam("b_cid"))
+                 .values(until=bindparam("b_at"), count=Check.count + 1, duration_ms=bindparam("b_ms"),
+                         http_status=bindparam("b_status")))
+_SEEN_VERSION = (update(Version).where(Version.id == bindparam("b_vid"))
+                 .values(last_seen=bindparam("b_at"), times_seen=Version.times_seen + 1))
+_TARGET_OK = (update(Target).where(Target.id == bindparam("b_tid"))
+              .values(last_check_at=bindparam("b_at"), last_ok_at=bindparam("b_at"), status="ok", last_error=None,
+                      consecutive_errors=0, consecutive_missing=0, last_check_id=bindparam("b_cid"),
+                      last_outcome="unchanged", etag=bindparam("b_etag"), last_modified=bindparam("b_lm"),
+                      last_raw_sha=bindparam("b_raw"), next_due_at=bindparam("b_due")))
 
 
 class Store:
     def __init__(self, database_url: str, snapshots: Snapshots):
         self.url = database_url
+        self._pending: list[dict] = []
+        self._batching = False
         self.engine = make_engine(database_url)
         self.snapshots = snapshots
         migrate.upgrade(self.engine)
 
     def close(self) -> None:
+        self.flush()
         self.engine.dispose()
+
+    def checkpoint(self) -> None:
+        """After a writing run: fold SQLite's write-ahead log back into the database file so it
+        does not linger at its high-water size. Gives up quickly if another process is busy."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA busy_timeout=500")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.exec_driver_sql("PRAGMA busy_timeout=10000")
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -123,41 +152,57 @@ class Store:
 
     # ---- recording checks --------------------------------------------------------------------
 
+    @contextmanager
+    def batch(self):
+        """Within this block, unchanged checks are written in batches (executemany) rather than
+        one transaction each. Losing an unflushed batch in a crash loses only 'last checked'
+        times, never history; changes and errors are always written at once."""
+        self._batching = True
+        try:
+            yield self
+        finally:
+            self._batching = False
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self._pending = self._pending, []
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(_EXTEND_CHECK, rows)
+            seen = [r for r in rows if r["b_vid"] is not None]
+            if seen:
+                conn.execute(_SEEN_VERSION, seen)
+            conn.execute(_TARGET_OK, rows)
+
     def record_unchanged(self, state: TargetState, at: datetime, duration_ms: int, http_status: int | None,
                          etag: str | None, last_modified: str | None, raw_sha: str | None,
                          next_due_at: datetime | None, recovered_event: str | None = None) -> None:
         """An unchanged check: extend the running 'unchanged' check row, or start one."""
-        with self.engine.begin() as conn:
-            check_id = state.last_check_id
-            extended = 0
-            if check_id is not None and not recovered_event:
-                extended = conn.execute(
-                    update(Check).where(Check.id == check_id, Check.outcome == "unchanged")
-                    .values(until=at, count=Check.count + 1, duration_ms=duration_ms, http_status=http_status)
-                ).rowcount
-            if not extended:
-                check_id = conn.execute(Check.__table__.insert().values(
-                    target_id=state.id, at=at, until=at, count=1, duration_ms=duration_ms, http_status=http_status,
-                    outcome="unchanged", version_id=state.last_version_id)).inserted_primary_key[0]
-            if state.last_version_id is not None:
-                conn.execute(update(Version).where(Version.id == state.last_version_id)
-                             .values(last_seen=at, times_seen=Version.times_seen + 1))
-            values = dict(last_check_at=at, last_ok_at=at, status="ok", last_error=None, consecutive_errors=0,
-                          consecutive_missing=0, last_check_id=check_id, next_due_at=next_due_at)
-            if etag is not None or last_modified is not None:
-                values.update(etag=etag, last_modified=last_modified)
-            if raw_sha is not None:
-                values["last_raw_sha"] = raw_sha
-            conn.execute(update(Target).where(Target.id == state.id).values(**values))
-            if recovered_event:
-                conn.execute(Event.__table__.insert().values(target_id=state.id, kind="recovered", created_at=at,
-                                                             summary=recovered_event))
-        state.last_check_id = check_id
-        state.status, state.consecutive_errors, state.consecutive_missing = "ok", 0, 0
         if etag is not None or last_modified is not None:
             state.etag, state.last_modified = etag, last_modified
         if raw_sha is not None:
             state.last_raw_sha = raw_sha
+        row = dict(b_tid=state.id, b_vid=state.last_version_id, b_cid=state.last_check_id, b_at=at,
+                   b_ms=duration_ms, b_status=http_status, b_etag=state.etag, b_lm=state.last_modified,
+                   b_raw=state.last_raw_sha, b_due=next_due_at)
+        state.status, state.consecutive_errors, state.consecutive_missing = "ok", 0, 0
+        if state.last_outcome == "unchanged" and state.last_check_id is not None and not recovered_event:
+            self._pending.append(row)
+            if not self._batching or len(self._pending) >= BATCH_SIZE:
+                self.flush()
+            return
+        with self.engine.begin() as conn:
+            row["b_cid"] = conn.execute(Check.__table__.insert().values(
+                target_id=state.id, at=at, until=at, count=1, duration_ms=duration_ms, http_status=http_status,
+                outcome="unchanged", version_id=state.last_version_id)).inserted_primary_key[0]
+            if state.last_version_id is not None:
+                conn.execute(_SEEN_VERSION, row)
+            conn.execute(_TARGET_OK, row)
+            if recovered_event:
+                conn.execute(Event.__table__.insert().values(target_id=state.id, kind="recovered", created_at=at,
+                                                             summary=recovered_event))
+        state.last_check_id, state.last_outcome = row["b_cid"], "unchanged"
 
     def record_failure(self, state: TargetState, at: datetime, duration_ms: int, http_status: int | None,
                        error: str, missing: bool, gone_after: int, next_due_at: datetime | None) -> list[str]:
@@ -179,25 +224,26 @@ class Store:
                 outcome="missing" if missing else "error", error=error)).inserted_primary_key[0]
             conn.execute(update(Target).where(Target.id == state.id).values(
                 last_check_at=at, status=status, last_error=error, consecutive_errors=errors,
-                consecutive_missing=misses, last_check_id=check_id, next_due_at=next_due_at))
+                consecutive_missing=misses, last_check_id=check_id, last_outcome="error", next_due_at=next_due_at))
             for kind, summary in events:
                 conn.execute(Event.__table__.insert().values(target_id=state.id, kind=kind, created_at=at,
                                                              summary=summary))
         state.status, state.consecutive_errors, state.consecutive_missing = status, errors, misses
-        state.last_check_id = check_id
+        state.last_check_id, state.last_outcome = check_id, "error"
         return [kind for kind, _ in events]
 
     def record_version(self, state: TargetState, at: datetime, duration_ms: int, http_status: int | None,
                        final_url: str | None, headers: dict, etag: str | None, last_modified: str | None,
                        raw: bytes, raw_sha: str, text: str, text_sha: str, title: str, words: int, blocks: int,
-                       extract_key: str, change: dict | None, next_due_at: datetime | None) -> tuple[Version, Change | None]:
+                       extract_key: str, change: dict | None, next_due_at: datetime | None,
+                       previous_raw_sha: str | None = None) -> tuple[Version, Change | None]:
         """A new version (and the change that led to it): snapshot files first, then one transaction.
 
         `change` holds kind, summary, score, stats, passages, restored_version_id, same_as_id,
         alert (whether it raises an event) — or None for a target's first version.
         """
-        self.snapshots.put(raw, raw_sha)
-        self.snapshots.put(text.encode("utf-8"), text_sha)
+        self.snapshots.put(raw, raw_sha, base=self.snapshots.keyframe(previous_raw_sha))
+        self.snapshots.put(text.encode("utf-8"), text_sha, base=raw_sha)
         with self.session() as session:
             seq = (session.exec(select(func.max(Version.seq)).where(Version.target_id == state.id)).one() or 0) + 1
             version = Version(target_id=state.id, seq=seq, text_sha=text_sha, raw_sha=raw_sha, first_seen=at,
@@ -223,11 +269,13 @@ class Store:
             session.flush()
             values = dict(last_check_at=at, last_ok_at=at, last_change_at=at, status="ok", last_error=None,
                           consecutive_errors=0, consecutive_missing=0, last_check_id=check.id,
+                          last_outcome=check.outcome,
                           last_version_id=version.id, last_raw_sha=raw_sha, etag=etag, last_modified=last_modified,
                           next_due_at=next_due_at)
             session.exec(update(Target).where(Target.id == state.id).values(**values))
             session.commit()
         state.last_version_id, state.last_check_id, state.last_raw_sha = version.id, check.id, raw_sha
+        state.last_outcome = check.outcome
         state.etag, state.last_modified = etag, last_modified
         state.status, state.consecutive_errors, state.consecutive_missing = "ok", 0, 0
         return version, row

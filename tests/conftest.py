@@ -47,7 +47,7 @@ class PageServer:
 
             def do_GET(self):
                 server.requests.append((self.path, dict(self.headers)))
-                page = server.pages.get(self.path)
+                page = server.pages.get(self.path.split("?")[0])
                 if page is None:
                     page = Page("<html><body><h1>Not Found</h1></body></html>", status=404)
                 if page.handler:

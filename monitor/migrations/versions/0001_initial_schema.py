@@ -35,6 +35,7 @@ def upgrade() -> None:
     sa.Column('last_raw_sha', sa.String(), nullable=True),
     sa.Column('last_version_id', sa.Integer(), nullable=True),
     sa.Column('last_check_id', sa.Integer(), nullable=True),
+    sa.Column('last_outcome', sa.String(), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('targets', schema=None) as batch_op:

@@ -1,0 +1,194 @@
+"""The daemon (`monitor run`) as a real process: interval checks, clean stop with checks in flight,
+reload on SIGHUP and on an edited targets.toml, a schedule that survives restarts, and hostile
+pages that cost a check, never the daemon."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import blog
+from conftest import ROOT, Page, wait_for
+
+HEAD = """
+[monitor]
+interval = "{interval}"
+jitter = 0
+retries = 0
+timeout = "3s"
+max_bytes = 500000
+"""
+TARGET = """
+[[targets]]
+name = "{name}"
+url = "{url}"
+selector = "article .entry-content, article p"
+"""
+
+
+def config(server, names, interval="1s", paths=None):
+    text = HEAD.format(interval=interval)
+    for name in names:
+        text += TARGET.format(name=name, url=server.url((paths or {}).get(name, f"/{name}")))
+    return text
+
+
+class Daemon:
+    def __init__(self, workspace):
+        self.workspace = workspace
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.log = open(workspace.path / "daemon.log", "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "monitor", "-v", "run", "--config", str(workspace.config)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self.log.close()
+        return code
+
+    def output(self) -> str:
+        return (self.workspace.path / "daemon.log").read_text()
+
+
+@pytest.fixture
+def daemon_factory(workspace):
+    started = []
+
+    def start():
+        daemon = Daemon(workspace)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+
+
+def history(workspace, name):
+    result = workspace.run("history", name, "--json", expect=None)
+    return json.loads(result.stdout) if result.exit_code == 0 else None
+
+
+def test_daemon_checks_on_interval_and_stops_cleanly(server, workspace, daemon_factory):
+    server.set("/post", blog.post(seed=0))
+    workspace.write_config(config(server, ["post"]))
+    daemon = daemon_factory()
+    wait_for(lambda: history(workspace, "post"))
+
+    server.set("/post", blog.post([p for p in blog.PARAGRAPHS if p != blog.ICE], seed=1))
+    h = wait_for(lambda: (h := history(workspace, "post")) and len(h["changes"]) == 2 and h)
+    assert h["changes"][0]["kind"] == "removed"
+    server.set("/post", blog.post(seed=2))
+    h = wait_for(lambda: (h := history(workspace, "post")) and len(h["changes"]) == 3 and h)
+    assert h["changes"][0]["kind"] == "restored" and h["changes"][0]["restored_version"] == 1
+
+    assert daemon.stop() == 0
+    assert "stopped" in daemon.output()
+
+
+def test_sigterm_lets_the_check_in_flight_finish(server, workspace, daemon_factory):
+    def slow(handler):
+        time.sleep(2)
+        body = b"<html><body><article><p>Slow but complete.</p></article></body></html>"
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    server.set("/slow", Page(handler=slow))
+    workspace.write_config(config(server, ["slow"], interval="1h"))
+    daemon = daemon_factory()
+    wait_for(lambda: any(path == "/slow" for path, _ in server.requests))
+    daemon.signal(signal.SIGTERM)
+    assert daemon.stop() == 0
+    h = history(workspace, "slow")
+    assert h["versions"][0]["version"] == 1 and "waiting for 1 checks in flight" in daemon.output()
+
+
+def test_reload_on_sighup_and_on_edited_config(server, workspace, daemon_factory):
+    for name in ("a", "b", "c"):
+        server.set(f"/{name}", f"<html><body><article><p>Page {name}.</p></article></body></html>")
+    workspace.write_config(config(server, ["a"]))
+    daemon = daemon_factory()
+    wait_for(lambda: history(workspace, "a"))
+
+    workspace.write_config(config(server, ["a", "b"]))
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: history(workspace, "b"))
+
+    # A broken edit is refused with a clear log line; the daemon keeps the targets it had.
+    workspace.config.write_text(workspace.config.read_text() + "\n[[targets]]\nname = 'broken'\n")
+    wait_for(lambda: "not reloading" in daemon.output() and "'url': Field required" in daemon.output())
+    assert daemon.proc.poll() is None
+
+    # Saving the file is enough: no signal needed. Removing a target stops its checks.
+    workspace.write_config(config(server, ["a", "c"]))
+    wait_for(lambda: history(workspace, "c"))
+    time.sleep(1.5)
+    b_requests = sum(1 for path, _ in server.requests if path == "/b")
+    time.sleep(2.5)
+    assert sum(1 for path, _ in server.requests if path == "/b") == b_requests
+    assert daemon.stop() == 0
+
+
+def test_restart_resumes_the_schedule_instead_of_firing_everything(server, workspace, daemon_factory):
+    server.set("/a", "<html><body><article><p>Page a.</p></article></body></html>")
+    server.set("/b", "<html><body><article><p>Page b.</p></article></body></html>")
+    workspace.write_config(config(server, ["a"], interval="1h"))
+    first = daemon_factory()
+    wait_for(lambda: history(workspace, "a"))
+    assert first.stop() == 0
+    assert [path for path, _ in server.requests] == ["/a"]
+
+    # Restart with a second, never-checked target: it is due now; "a" is not due for an hour.
+    workspace.write_config(config(server, ["a", "b"], interval="1h"))
+    second = daemon_factory()
+    wait_for(lambda: history(workspace, "b"))
+    time.sleep(2)
+    assert [path for path, _ in server.requests] == ["/a", "/b"]
+    due = history(workspace, "a")["target"]["next_due"]
+    assert due > history(workspace, "a")["target"]["last_check"]
+    assert second.stop() == 0
+
+
+def test_hostile_pages_cost_a_check_not_the_daemon(server, workspace, daemon_factory):
+    def loop(handler):
+        handler.send_response(302)
+        handler.send_header("Location", "/loop?again")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    def flood(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.end_headers()
+        try:
+            for _ in range(200):
+                handler.wfile.write(b"<p>" + b"y" * 65536)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        handler.close_connection = True
+
+    server.set("/loop", Page(handler=loop))
+    server.set("/flood", Page(handler=flood))
+    server.set("/fine", "<html><body><article><p>Fine.</p></article></body></html>")
+    workspace.write_config(config(server, ["loop", "flood", "fine"]))
+    daemon = daemon_factory()
+    wait_for(lambda: (h := history(workspace, "fine")) and h["checks"] and h["checks"][0]["count"] >= 3, timeout=20)
+    assert daemon.proc.poll() is None
+    assert "too many redirects" in history(workspace, "loop")["target"]["last_error"]
+    assert "body too large" in history(workspace, "flood")["target"]["last_error"]
+    assert daemon.stop() == 0
