@@ -104,6 +104,24 @@ def run(settings) -> None:
 
 @main.command()
 @with_config
+def health(settings) -> None:
+    """Exit 0 when the daemon for this config is alive (its heartbeat is recent), 1 otherwise."""
+    import time
+
+    from .scheduler import HEALTHY_WITHIN, heartbeat_path
+
+    path = heartbeat_path(settings)
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        _fail(f"no daemon heartbeat at {path}: is `monitor run` running with this config?")
+    if age > HEALTHY_WITHIN:
+        _fail(f"daemon heartbeat is {age:.0f}s old (limit {HEALTHY_WITHIN:.0f}s): the daemon is stuck or stopped")
+    click.echo(f"ok: daemon heartbeat {age:.0f}s ago")
+
+
+@main.command()
+@with_config
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--all", "include_inactive", is_flag=True, help="Include targets no longer in the config.")
 def targets(settings, as_json, include_inactive) -> None:

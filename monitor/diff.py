@@ -43,16 +43,22 @@ class _Encoder:
         return "".join(out)
 
 
-def _opcodes(a: list[str], b: list[str], timeout: float) -> tuple[list[tuple[int, list[str], list[str]]], bool]:
-    """Diff two unit lists -> [(op, a_units, b_units)], and whether dmp ran out of time somewhere."""
+def _opcodes(a: list[str], b: list[str], timeout: float,
+             semantic: bool = False) -> tuple[list[tuple[int, list[str], list[str]]], bool]:
+    """Diff two unit lists -> [(op, a_units, b_units)], and whether dmp ran out of time somewhere.
+
+    `semantic` applies dmp's semantic cleanup, which trades a minimal diff for readable phrases;
+    right for words, wrong for blocks and sentences (it would report a kept paragraph between
+    two edits as removed and added again)."""
     if a == b:
         return ([(EQUAL, a, b)] if a else []), False
     if len(a) + len(b) > LARGE:
-        return _patience(a, b, timeout)
-    return _dmp(a, b, timeout)
+        return _patience(a, b, timeout, semantic=semantic)
+    return _dmp(a, b, timeout, semantic)
 
 
-def _dmp(a: list[str], b: list[str], timeout: float) -> tuple[list[tuple[int, list[str], list[str]]], bool]:
+def _dmp(a: list[str], b: list[str], timeout: float,
+         semantic: bool) -> tuple[list[tuple[int, list[str], list[str]]], bool]:
     enc = _Encoder()
     ca, cb = enc.encode(a), enc.encode(b)
     dmp = diff_match_patch()
@@ -61,7 +67,8 @@ def _dmp(a: list[str], b: list[str], timeout: float) -> tuple[list[tuple[int, li
     diffs = dmp.diff_main(ca, cb, checklines=False)
     if timeout > 0 and time.perf_counter() - started >= timeout * 0.9 and _coarse(diffs):
         return _patience(a, b, timeout, anchors_only=True)
-    dmp.diff_cleanupSemantic(diffs)
+    if semantic:
+        dmp.diff_cleanupSemantic(diffs)
     out, i, j = [], 0, 0
     for op, chars in diffs:
         n = len(chars)
@@ -84,7 +91,7 @@ def _coarse(diffs: list) -> bool:
     return kept < 0.05 * total
 
 
-def _patience(a: list[str], b: list[str], timeout: float, anchors_only: bool = False):
+def _patience(a: list[str], b: list[str], timeout: float, anchors_only: bool = False, semantic: bool = False):
     """Patience diff: units that occur once on each side anchor the match (their longest run in
     the same order), and the stretches between anchors are diffed on their own. Near-linear on
     big inputs, so it is used for them and whenever dmp runs out of time."""
@@ -125,7 +132,7 @@ def _patience(a: list[str], b: list[str], timeout: float, anchors_only: bool = F
             if b1 > b0:
                 out.append((INSERT, [], b[b0:b1]))
         else:
-            sub, timed_out = _dmp(a[a0:a1], b[b0:b1], timeout)
+            sub, timed_out = _dmp(a[a0:a1], b[b0:b1], timeout, semantic)
             fallback = fallback or timed_out
             out.extend(sub)
     return out, fallback
@@ -229,7 +236,7 @@ def diff_blocks(old: list[str], new: list[str], timeout: float = 1.0) -> dict:
             if s_kept:
                 _emit(ops, EQUAL, "".join(a_sent))
                 continue
-            word_ops, fb = _opcodes(_words(a_sent), _words(b_sent), timeout)
+            word_ops, fb = _opcodes(_words(a_sent), _words(b_sent), timeout, semantic=True)
             fallback |= fb
             for op, a, b in word_ops:
                 _emit(ops, op, "".join(b if op == INSERT else a))

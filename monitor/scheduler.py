@@ -38,6 +38,22 @@ def first_runs(targets: list[Target], next_due: dict[str, datetime | None], inte
     return runs
 
 
+HEARTBEAT = ".heartbeat"
+HEALTHY_WITHIN = 60.0  # seconds: `monitor health` fails when the daemon's last beat is older
+
+
+def heartbeat_path(settings: Settings):
+    return settings.snapshots_dir / HEARTBEAT
+
+
+def beat(settings: Settings) -> None:
+    """Touch the heartbeat file: proof for `monitor health` (and Docker's HEALTHCHECK) that the
+    daemon's event loop is alive."""
+    path = heartbeat_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+
+
 class Daemon:
     def __init__(self, settings: Settings, store: Store, fetcher: Fetcher):
         self.settings = settings
@@ -104,6 +120,7 @@ class Daemon:
 
     async def _watch_config(self) -> None:
         while not self.stopping.is_set():
+            beat(self.settings)
             try:
                 await asyncio.wait_for(self.reload_requested.wait(), WATCH_EVERY)
             except TimeoutError:

@@ -94,6 +94,7 @@ def test_daemon_checks_on_interval_and_stops_cleanly(server, workspace, daemon_f
     h = wait_for(lambda: (h := history(workspace, "post")) and len(h["changes"]) == 3 and h)
     assert h["changes"][0]["kind"] == "restored" and h["changes"][0]["restored_version"] == 1
 
+    assert workspace.run("health").stdout.startswith("ok: daemon heartbeat")
     assert daemon.stop() == 0
     assert "stopped" in daemon.output()
 
