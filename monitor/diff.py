@@ -2,9 +2,11 @@
 
 Three stages keep it fast and useful on big pages: blocks are diffed first (each distinct block
 mapped to one character), then sentences inside the changed stretches, then words inside the
-changed sentences. diff-match-patch runs each stage under a deadline; when it runs out of time it
-gives a coarse "delete everything, insert everything" answer, which is detected and replaced by
-difflib's matcher so a huge page never stalls a check or yields a useless diff.
+changed sentences. Big inputs are first anchored by a patience diff (units that occur once on
+each side); diff-match-patch runs on the stretches between anchors under a deadline, and when it
+runs out of time its coarse "delete everything, insert everything" answer is detected and the
+stretch is anchored instead — so a huge page never stalls a check or yields a useless diff.
+`fallback` in the result says whether some stretch still had to be reported coarsely.
 
 diff_blocks(old, new) -> {"ops": [[op, text], ...], "stats": {...}, "fallback": bool}
 op is -1 (removed), 0 (kept) or 1 (added); every block ends with "\\n" in the ops text, so the
@@ -12,7 +14,6 @@ kept+removed text is the old document and the kept+added text is the new one.
 """
 from __future__ import annotations
 
-import difflib
 import re
 import time
 
@@ -92,9 +93,9 @@ def _coarse(diffs: list) -> bool:
 
 
 def _patience(a: list[str], b: list[str], timeout: float, anchors_only: bool = False, semantic: bool = False):
-    """Patience diff: units that occur once on each side anchor the match (their longest run in
-    the same order), and the stretches between anchors are diffed on their own. Near-linear on
-    big inputs, so it is used for them and whenever dmp runs out of time."""
+    """Patience diff: units (or short runs of units) that occur once on each side anchor the match
+    (their longest run in the same order), and the stretches between anchors are diffed on their
+    own. Near-linear on big inputs, so it is used for them and whenever dmp runs out of time."""
     pieces: list[tuple[int, int, int, int, bool]] = []  # (a0, a1, b0, b1, kept)
     stack = [(0, len(a), 0, len(b))]
     while stack:
@@ -114,10 +115,10 @@ def _patience(a: list[str], b: list[str], timeout: float, anchors_only: bool = F
             if a1 > a0 or b1 > b0:
                 pieces.append((a0, a1, b0, b1, False))
             continue
-        for i, j in anchors:
+        for i, j, n in anchors:
             stack.append((a0, i, b0, j))
-            pieces.append((i, i + 1, j, j + 1, True))
-            a0, b0 = i + 1, j + 1
+            pieces.append((i, i + n, j, j + n, True))
+            a0, b0 = i + n, j + n
         stack.append((a0, a1, b0, b1))
     pieces.sort()
     out: list[tuple[int, list[str], list[str]]] = []
@@ -138,19 +139,36 @@ def _patience(a: list[str], b: list[str], timeout: float, anchors_only: bool = F
     return out, fallback
 
 
-def _anchors(a, b, a0, a1, b0, b1) -> list[tuple[int, int]]:
-    count_a: dict[str, int] = {}
-    for i in range(a0, a1):
-        count_a[a[i]] = count_a.get(a[i], 0) + 1
-    pos_b: dict[str, int] = {}
-    count_b: dict[str, int] = {}
-    for j in range(b0, b1):
-        unit = b[j]
-        if count_a.get(unit) == 1:
-            count_b[unit] = count_b.get(unit, 0) + 1
-            pos_b[unit] = j
-    pairs = [(i, pos_b[a[i]]) for i in range(a0, a1) if count_a[a[i]] == 1 and count_b.get(a[i]) == 1]
-    return _longest_increasing(pairs)
+def _anchors(a, b, a0, a1, b0, b1) -> list[tuple[int, int, int]]:
+    """Anchors (i, j, n): a[i:i+n] == b[j:j+n], occurring once on each side, in order. Single
+    units first; when none is unique (a long run-on text from a small vocabulary), runs of
+    n units, which almost always are."""
+    for n in (1, 4, 16):
+        if (a1 - a0) < n or (b1 - b0) < n:
+            break
+        key_a = (lambda i: a[i]) if n == 1 else (lambda i: tuple(a[i:i + n]))
+        key_b = (lambda j: b[j]) if n == 1 else (lambda j: tuple(b[j:j + n]))
+        count_a: dict = {}
+        for i in range(a0, a1 - n + 1):
+            k = key_a(i)
+            count_a[k] = count_a.get(k, 0) + 1
+        pos_b: dict = {}
+        count_b: dict = {}
+        for j in range(b0, b1 - n + 1):
+            k = key_b(j)
+            if count_a.get(k) == 1:
+                count_b[k] = count_b.get(k, 0) + 1
+                pos_b[k] = j
+        pairs = [(i, pos_b[k]) for i in range(a0, a1 - n + 1)
+                 if count_a[k := key_a(i)] == 1 and count_b.get(k) == 1]
+        anchors, end_a, end_b = [], a0, b0
+        for i, j in _longest_increasing(pairs):
+            if i >= end_a and j >= end_b:  # runs of n units must not overlap
+                anchors.append((i, j, n))
+                end_a, end_b = i + n, j + n
+        if anchors:
+            return anchors
+    return []
 
 
 def _longest_increasing(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:

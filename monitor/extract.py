@@ -129,6 +129,15 @@ class _Walker:
             return True
         return tag == "header" and not in_article
 
+    def flat(self, el, in_article: bool) -> str:
+        """All of el's visible text as one line (for a table cell), by the same rules as walk."""
+        saved, self.blocks = self.blocks, []
+        parts: list[str] = []
+        self.walk(el, parts, in_article)
+        self._flush(parts)
+        text, self.blocks = " ".join(self.blocks), saved
+        return text
+
     def walk(self, el, parts: list[str], in_article: bool = False) -> None:
         """Append el's inline text to parts, or emit blocks for el when it is a block."""
         tag = _tag(el)
@@ -139,7 +148,7 @@ class _Walker:
             return
         if tag == "tr":
             self._flush(parts)
-            cells = [normalise(c.text_content()) for c in el if _tag(c) in CELL_TAGS and not _hidden(c)]
+            cells = [self.flat(c, in_article) for c in el if _tag(c) in CELL_TAGS and not _hidden(c)]
             row = " | ".join(c for c in cells if c)
             if row:
                 self.blocks.append(row)

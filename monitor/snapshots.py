@@ -36,6 +36,19 @@ class SnapshotError(Exception):
     pass
 
 
+def _base(payload: bytes, digest: str) -> str:
+    base = payload[len(DELTA_MAGIC):_HEADER_LEN - 1]
+    if len(base) != 64 or not all(c in b"0123456789abcdef" for c in base) or payload[_HEADER_LEN - 1:_HEADER_LEN] != b"\n":
+        raise SnapshotError(f"snapshot {digest[:12]}… is damaged: bad delta header")
+    return base.decode("ascii")
+
+
+def _decompress(decompressor: zstandard.ZstdDecompressor, frame: bytes) -> bytes:
+    """Decompress without trusting the size the frame declares (a damaged header could claim
+    terabytes); streamed output grows only as real data comes."""
+    return decompressor.decompressobj().decompress(frame)
+
+
 class Snapshots:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -54,7 +67,7 @@ class Snapshots:
         """The digest a stored delta depends on, or None for a plain blob."""
         with open(self.path(digest), "rb") as handle:
             head = handle.read(_HEADER_LEN)
-        return head[len(DELTA_MAGIC):-1].decode("ascii") if head.startswith(DELTA_MAGIC) else None
+        return _base(head, digest) if head.startswith(DELTA_MAGIC) else None
 
     def keyframe(self, digest: str | None) -> str | None:
         """A plain blob to use as a delta base in place of `digest` (itself, or its base)."""
@@ -102,12 +115,11 @@ class Snapshots:
             if payload.startswith(DELTA_MAGIC):
                 if _depth >= MAX_DEPTH:
                     raise SnapshotError(f"snapshot {digest[:12]}… is damaged: its delta chain is too long")
-                base = payload[len(DELTA_MAGIC):_HEADER_LEN - 1].decode("ascii")
-                dictionary = zstandard.ZstdCompressionDict(self.get(base, _depth + 1),
+                dictionary = zstandard.ZstdCompressionDict(self.get(_base(payload, digest), _depth + 1),
                                                            dict_type=zstandard.DICT_TYPE_RAWCONTENT)
-                data = zstandard.ZstdDecompressor(dict_data=dictionary).decompress(payload[_HEADER_LEN:])
+                data = _decompress(zstandard.ZstdDecompressor(dict_data=dictionary), payload[_HEADER_LEN:])
             else:
-                data = self._decompressor.decompress(payload)
+                data = _decompress(self._decompressor, payload)
         except zstandard.ZstdError as exc:
             raise SnapshotError(f"snapshot {digest[:12]}… is damaged: {exc}") from None
         if sha256(data) != digest:

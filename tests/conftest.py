@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -135,3 +136,71 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
 
 def http_date(ts: float | None = None) -> str:
     return formatdate(ts or time.time(), usegmt=True)
+
+
+# ---- the daemon as a real process ----------------------------------------------------------
+
+HEAD = """
+[monitor]
+interval = "{interval}"
+jitter = 0
+retries = 0
+timeout = "3s"
+max_bytes = 500000
+"""
+TARGET = """
+[[targets]]
+name = "{name}"
+url = "{url}"
+selector = "article .entry-content, article p"
+"""
+
+
+def daemon_config(server, names, interval="1s", paths=None):
+    text = HEAD.format(interval=interval)
+    for name in names:
+        text += TARGET.format(name=name, url=server.url((paths or {}).get(name, f"/{name}")))
+    return text
+
+
+class Daemon:
+    def __init__(self, workspace):
+        self.workspace = workspace
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.log = open(workspace.path / "daemon.log", "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "monitor", "-v", "run", "--config", str(workspace.config)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self.log.close()
+        return code
+
+    def output(self) -> str:
+        return (self.workspace.path / "daemon.log").read_text()
+
+
+@pytest.fixture
+def daemon_factory(workspace):
+    started = []
+
+    def start():
+        daemon = Daemon(workspace)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+
+
+def history(workspace, name):
+    result = workspace.run("history", name, "--json", expect=None)
+    return json.loads(result.stdout) if result.exit_code == 0 else None

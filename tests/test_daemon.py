@@ -3,83 +3,11 @@ reload on SIGHUP and on an edited targets.toml, a schedule that survives restart
 pages that cost a check, never the daemon."""
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
-import pytest
-
 import blog
-from conftest import ROOT, Page, wait_for
-
-HEAD = """
-[monitor]
-interval = "{interval}"
-jitter = 0
-retries = 0
-timeout = "3s"
-max_bytes = 500000
-"""
-TARGET = """
-[[targets]]
-name = "{name}"
-url = "{url}"
-selector = "article .entry-content, article p"
-"""
-
-
-def config(server, names, interval="1s", paths=None):
-    text = HEAD.format(interval=interval)
-    for name in names:
-        text += TARGET.format(name=name, url=server.url((paths or {}).get(name, f"/{name}")))
-    return text
-
-
-class Daemon:
-    def __init__(self, workspace):
-        self.workspace = workspace
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.log = open(workspace.path / "daemon.log", "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "monitor", "-v", "run", "--config", str(workspace.config)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def stop(self, timeout=15) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=timeout)
-        self.log.close()
-        return code
-
-    def output(self) -> str:
-        return (self.workspace.path / "daemon.log").read_text()
-
-
-@pytest.fixture
-def daemon_factory(workspace):
-    started = []
-
-    def start():
-        daemon = Daemon(workspace)
-        started.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in started:
-        if daemon.proc.poll() is None:
-            daemon.proc.kill()
-            daemon.proc.wait()
-
-
-def history(workspace, name):
-    result = workspace.run("history", name, "--json", expect=None)
-    return json.loads(result.stdout) if result.exit_code == 0 else None
-
+from conftest import Page, daemon_config as config, history, wait_for
 
 def test_daemon_checks_on_interval_and_stops_cleanly(server, workspace, daemon_factory):
     server.set("/post", blog.post(seed=0))

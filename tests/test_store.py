@@ -1,0 +1,67 @@
+"""The store: migrations match the models, and history survives a killed process."""
+from __future__ import annotations
+
+import signal
+import sqlite3
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+import blog
+from monitor.migrate import HEAD, current
+from monitor.models import SQLModel
+from monitor.snapshots import Snapshots
+from monitor.store import Store
+from conftest import daemon_config as config, history, wait_for
+
+
+def test_migrations_create_exactly_the_models_schema(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}", Snapshots(tmp_path / "snapshots"))
+    assert current(store.engine) == HEAD
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diff == [], f"models and migrations disagree: {diff}"
+    store.close()
+
+
+def test_opening_twice_does_not_migrate_twice(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    Store(url, Snapshots(tmp_path / "s")).close()
+    Store(url, Snapshots(tmp_path / "s")).close()
+    rows = sqlite3.connect(tmp_path / "m.db").execute("SELECT version_num FROM alembic_version").fetchall()
+    assert rows == [(HEAD,)]
+
+
+def test_sigkill_mid_run_loses_no_history(server, workspace, daemon_factory):
+    names = [f"p{i}" for i in range(12)]
+    for i, name in enumerate(names):
+        server.set(f"/{name}", blog.post(seed=i))
+    workspace.write_config(config(server, names).replace('selector = "article .entry-content, article p"\n', ""))
+    daemon = daemon_factory()
+    wait_for(lambda: all(history(workspace, n) and history(workspace, n)["versions"] for n in names), timeout=30)
+    # Keep every page changing so the daemon is writing versions when it is killed.
+    for round_ in range(3):
+        for i, name in enumerate(names):
+            server.set(f"/{name}", blog.post(blog.PARAGRAPHS[: 2 + (i + round_) % 4], seed=100 + round_))
+    wait_for(lambda: sum(len(history(workspace, n)["versions"]) for n in names) > len(names) + 3, timeout=30)
+    daemon.signal(signal.SIGKILL)
+    daemon.proc.wait()
+
+    db = sqlite3.connect(workspace.path / "monitor.db")
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    before = {n: history(workspace, n) for n in names}
+    snapshots = Snapshots(workspace.path / "snapshots")
+    for name, h in before.items():
+        for v in h["versions"]:  # every version the database names can be read back intact
+            assert snapshots.get(v["raw_sha256"]) and snapshots.get(v["text_sha256"])
+    # No half-written snapshot files are visible under their final names.
+    assert not [p for p in (workspace.path / "snapshots").rglob("*.zst") if p.name.startswith(".tmp")]
+
+    restarted = daemon_factory()
+    wait_for(lambda: all(history(workspace, n)["checks"][0]["at"] > before[n]["target"]["last_check"]
+                         for n in names), timeout=30)
+    for name in names:
+        after = history(workspace, name)
+        old = {v["version"]: v["text_sha256"] for v in before[name]["versions"]}
+        assert {v["version"]: v["text_sha256"] for v in after["versions"] if v["version"] in old} == old
+    assert restarted.stop() == 0
