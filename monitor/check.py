@@ -18,7 +18,7 @@ from .diff import diff_blocks
 from .extract import ExtractError, Extracted, extract, parse_text, settings_key
 from .fetch import Fetcher, FetchResult, decode
 from .models import utcnow
-from .store import Store, TargetState
+from .store import Capture, Store, TargetState
 
 log = logging.getLogger("monitor.check")
 
@@ -145,14 +145,15 @@ class Checker:
             change = self._classify(state, previous, old, extracted, text_sha)
             if change is None:
                 return self._unchanged(state, fetched, at, started, due, raw_sha=raw_sha)
-        version, row = self.store.record_version(
-            state, at, _ms(started), fetched.status, fetched.final_url, fetched.headers,
-            _header(fetched, "etag"), _header(fetched, "last-modified"), fetched.body, raw_sha, text, text_sha,
-            extracted.title, extracted.word_count, len(extracted.blocks), key, change, due,
-            previous_raw_sha=previous.raw_sha if previous else None)
+        capture = Capture(raw=fetched.body, raw_sha=raw_sha, text=text, text_sha=text_sha, title=extracted.title,
+                          words=extracted.word_count, blocks=len(extracted.blocks), extract_key=key,
+                          http_status=fetched.status, final_url=fetched.final_url, headers=fetched.headers,
+                          etag=_header(fetched, "etag"), last_modified=_header(fetched, "last-modified"))
+        seq, kind, summary = self.store.record_version(state, capture, at, _ms(started), change, due,
+                                                       previous_raw_sha=previous.raw_sha if previous else None)
         return CheckResult(target.name, "first" if change is None else "changed", _ms(started), fetched.status,
-                           kind=row.kind, summary=row.summary, version=version.seq,
-                           events=[row.kind] if (change or {}).get("alert", True) else [])
+                           kind=kind, summary=summary, version=seq,
+                           events=[kind] if (change or {}).get("alert", True) else [])
 
     def _classify(self, state: TargetState, previous, old: Extracted, new: Extracted, text_sha: str) -> dict | None:
         if old.lines == new.lines:

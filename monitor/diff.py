@@ -301,8 +301,8 @@ def _stats(ops: list[list], old: list[str], new: list[str], moved: set[str]) -> 
     return {
         "words_removed": sum(_count_words(t) for op, t in ops if op == DELETE),
         "words_added": sum(_count_words(t) for op, t in ops if op == INSERT),
-        "words_before": sum(_count_words(b) for b in old),
-        "words_after": sum(_count_words(b) for b in new),
+        "words_before": _count_words("\n".join(old)),
+        "words_after": _count_words("\n".join(new)),
         "blocks_removed": removed_whole,
         "blocks_added": added_whole,
         "blocks_changed": max(removed_part, added_part),

@@ -26,6 +26,25 @@ class StoreError(Exception):
 
 
 @dataclass
+class Capture:
+    """One fetched page and the text extracted from it: what a new version is made of."""
+
+    raw: bytes
+    raw_sha: str
+    text: str
+    text_sha: str
+    title: str
+    words: int
+    blocks: int
+    extract_key: str
+    http_status: int | None
+    final_url: str | None
+    headers: dict
+    etag: str | None
+    last_modified: str | None
+
+
+@dataclass
 class TargetState:
     """What a check needs to know about a target before fetching it."""
 
@@ -232,70 +251,66 @@ class Store:
         state.last_check_id, state.last_outcome = check_id, "error"
         return [kind for kind, _ in events]
 
-    def record_version(self, state: TargetState, at: datetime, duration_ms: int, http_status: int | None,
-                       final_url: str | None, headers: dict, etag: str | None, last_modified: str | None,
-                       raw: bytes, raw_sha: str, text: str, text_sha: str, title: str, words: int, blocks: int,
-                       extract_key: str, change: dict | None, next_due_at: datetime | None,
-                       previous_raw_sha: str | None = None) -> tuple[Version, Change | None]:
-        """A new version (and the change that led to it): snapshot files first, then one transaction.
+    def record_version(self, state: TargetState, capture: Capture, at: datetime, duration_ms: int,
+                       change: dict | None, next_due_at: datetime | None,
+                       previous_raw_sha: str | None = None) -> tuple[int, str, str]:
+        """A new version and the change that led to it: snapshot files first, then one transaction
+        for version, change, event, check and target. Returns (version seq, change kind, summary).
 
-        `change` holds kind, summary, score, stats, passages, restored_version_id, same_as_id,
-        alert (whether it raises an event) — or None for a target's first version.
+        `change` holds kind, summary, score, stats, passages, restored_version_id, same_as_id and
+        alert (whether it raises an event), or is None for a target's first version.
         """
-        self.snapshots.put(raw, raw_sha, base=self.snapshots.keyframe(previous_raw_sha))
-        self.snapshots.put(text.encode("utf-8"), text_sha, base=raw_sha)
-        with self.session() as session:
-            seq = (session.exec(select(func.max(Version.seq)).where(Version.target_id == state.id)).one() or 0) + 1
-            version = Version(target_id=state.id, seq=seq, text_sha=text_sha, raw_sha=raw_sha, first_seen=at,
-                              last_seen=at, http_status=http_status, final_url=final_url, headers=headers,
-                              title=title, words=words, blocks=blocks, extract_key=extract_key,
-                              same_as_id=(change or {}).get("same_as_id"))
-            session.add(version)
-            session.flush()
-            info = change or {"kind": "first", "summary": f"first version: {_count(words, 'word')}",
-                              "score": 0.0, "stats": {}, "passages": [], "alert": True}
-            row = Change(target_id=state.id, from_version_id=state.last_version_id, to_version_id=version.id,
-                         kind=info["kind"], restored_version_id=info.get("restored_version_id"), detected_at=at,
-                         summary=info["summary"], score=info["score"], stats=info["stats"],
-                         passages=info["passages"])
-            session.add(row)
-            session.flush()
+        self.snapshots.put(capture.raw, capture.raw_sha, base=self.snapshots.keyframe(previous_raw_sha))
+        self.snapshots.put(capture.text.encode("utf-8"), capture.text_sha, base=capture.raw_sha)
+        info = change or {"kind": "first", "summary": f"first version: {_count(capture.words, 'word')}",
+                          "score": 0.0, "stats": {}, "passages": [], "alert": True}
+        outcome = "first" if change is None else "changed"
+        with self.engine.begin() as conn:
+            seq = (conn.execute(select(func.max(Version.seq)).where(Version.target_id == state.id)).scalar() or 0) + 1
+            version_id = conn.execute(Version.__table__.insert().values(
+                target_id=state.id, seq=seq, text_sha=capture.text_sha, raw_sha=capture.raw_sha, first_seen=at,
+                last_seen=at, times_seen=1, http_status=capture.http_status, final_url=capture.final_url,
+                headers=capture.headers, title=capture.title, words=capture.words, blocks=capture.blocks,
+                extract_key=capture.extract_key, same_as_id=info.get("same_as_id"))).inserted_primary_key[0]
+            change_id = conn.execute(Change.__table__.insert().values(
+                target_id=state.id, from_version_id=state.last_version_id, to_version_id=version_id,
+                kind=info["kind"], restored_version_id=info.get("restored_version_id"), detected_at=at,
+                summary=info["summary"], score=info["score"], stats=info["stats"],
+                passages=info["passages"])).inserted_primary_key[0]
             if info.get("alert", True):
-                session.add(Event(target_id=state.id, change_id=row.id, kind=info["kind"], created_at=at,
-                                  summary=info["summary"]))
-            check = Check(target_id=state.id, at=at, until=at, duration_ms=duration_ms, http_status=http_status,
-                          outcome="first" if change is None else "changed", version_id=version.id)
-            session.add(check)
-            session.flush()
-            values = dict(last_check_at=at, last_ok_at=at, last_change_at=at, status="ok", last_error=None,
-                          consecutive_errors=0, consecutive_missing=0, last_check_id=check.id,
-                          last_outcome=check.outcome,
-                          last_version_id=version.id, last_raw_sha=raw_sha, etag=etag, last_modified=last_modified,
-                          next_due_at=next_due_at)
-            session.exec(update(Target).where(Target.id == state.id).values(**values))
-            session.commit()
-        state.last_version_id, state.last_check_id, state.last_raw_sha = version.id, check.id, raw_sha
-        state.last_outcome = check.outcome
-        state.etag, state.last_modified = etag, last_modified
+                conn.execute(Event.__table__.insert().values(target_id=state.id, change_id=change_id,
+                                                             kind=info["kind"], created_at=at, summary=info["summary"]))
+            check_id = conn.execute(Check.__table__.insert().values(
+                target_id=state.id, at=at, until=at, count=1, duration_ms=duration_ms,
+                http_status=capture.http_status, outcome=outcome, version_id=version_id)).inserted_primary_key[0]
+            conn.execute(update(Target).where(Target.id == state.id).values(
+                last_check_at=at, last_ok_at=at, last_change_at=at, status="ok", last_error=None,
+                consecutive_errors=0, consecutive_missing=0, last_check_id=check_id, last_outcome=outcome,
+                last_version_id=version_id, last_raw_sha=capture.raw_sha, etag=capture.etag,
+                last_modified=capture.last_modified, next_due_at=next_due_at))
+        state.last_version_id, state.last_check_id, state.last_outcome = version_id, check_id, outcome
+        state.last_raw_sha, state.etag, state.last_modified = capture.raw_sha, capture.etag, capture.last_modified
         state.status, state.consecutive_errors, state.consecutive_missing = "ok", 0, 0
-        return version, row
+        return seq, info["kind"], info["summary"]
 
     # ---- reading -----------------------------------------------------------------------------
 
-    def version(self, version_id: int) -> Version:
-        with self.session() as session:
-            version = session.get(Version, version_id)
-        if version is None:
+    def version(self, version_id: int):
+        """One version's columns as a read-only row (the check pipeline's view; no ORM object)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*Version.__table__.columns).where(Version.id == version_id)).first()
+        if row is None:
             raise StoreError(f"no version with id {version_id}")
-        return version
+        return row
 
-    def earliest_with_text(self, target_id: int, text_sha: str, exclude_id: int | None) -> Version | None:
+    def earliest_with_text(self, target_id: int, text_sha: str, exclude_id: int | None):
         """The first version of a target whose text equals text_sha, other than exclude_id."""
-        with self.session() as session:
-            query = select(Version).where(Version.target_id == target_id, Version.text_sha == text_sha)
-            if exclude_id is not None:
-                query = query.where(Version.id != exclude_id)
-            return session.exec(query.order_by(Version.seq).limit(1)).first()
+        query = (select(Version.id, Version.seq, Version.first_seen)
+                 .where(Version.target_id == target_id, Version.text_sha == text_sha))
+        if exclude_id is not None:
+            query = query.where(Version.id != exclude_id)
+        with self.engine.connect() as conn:
+            return conn.execute(query.order_by(Version.seq).limit(1)).first()
 
     def target(self, name: str) -> Target:
         with self.session() as session:

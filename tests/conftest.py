@@ -204,3 +204,10 @@ def daemon_factory(workspace):
 def history(workspace, name):
     result = workspace.run("history", name, "--json", expect=None)
     return json.loads(result.stdout) if result.exit_code == 0 else None
+
+
+def checked(workspace, name):
+    """The target's history once it has at least one version (the daemon registers targets
+    before it first checks them)."""
+    h = history(workspace, name)
+    return h if h and h["versions"] else None

@@ -7,13 +7,13 @@ import signal
 import time
 
 import blog
-from conftest import Page, daemon_config as config, history, wait_for
+from conftest import Page, checked, daemon_config as config, history, wait_for
 
 def test_daemon_checks_on_interval_and_stops_cleanly(server, workspace, daemon_factory):
     server.set("/post", blog.post(seed=0))
     workspace.write_config(config(server, ["post"]))
     daemon = daemon_factory()
-    wait_for(lambda: history(workspace, "post"))
+    wait_for(lambda: checked(workspace, "post"))
 
     server.set("/post", blog.post([p for p in blog.PARAGRAPHS if p != blog.ICE], seed=1))
     h = wait_for(lambda: (h := history(workspace, "post")) and len(h["changes"]) == 2 and h)
@@ -52,11 +52,11 @@ def test_reload_on_sighup_and_on_edited_config(server, workspace, daemon_factory
         server.set(f"/{name}", f"<html><body><article><p>Page {name}.</p></article></body></html>")
     workspace.write_config(config(server, ["a"]))
     daemon = daemon_factory()
-    wait_for(lambda: history(workspace, "a"))
+    wait_for(lambda: checked(workspace, "a"))
 
     workspace.write_config(config(server, ["a", "b"]))
     daemon.signal(signal.SIGHUP)
-    wait_for(lambda: history(workspace, "b"))
+    wait_for(lambda: checked(workspace, "b"))
 
     # A broken edit is refused with a clear log line; the daemon keeps the targets it had.
     workspace.config.write_text(workspace.config.read_text() + "\n[[targets]]\nname = 'broken'\n")
@@ -65,7 +65,7 @@ def test_reload_on_sighup_and_on_edited_config(server, workspace, daemon_factory
 
     # Saving the file is enough: no signal needed. Removing a target stops its checks.
     workspace.write_config(config(server, ["a", "c"]))
-    wait_for(lambda: history(workspace, "c"))
+    wait_for(lambda: checked(workspace, "c"))
     time.sleep(1.5)
     b_requests = sum(1 for path, _ in server.requests if path == "/b")
     time.sleep(2.5)
@@ -78,14 +78,14 @@ def test_restart_resumes_the_schedule_instead_of_firing_everything(server, works
     server.set("/b", "<html><body><article><p>Page b.</p></article></body></html>")
     workspace.write_config(config(server, ["a"], interval="1h"))
     first = daemon_factory()
-    wait_for(lambda: history(workspace, "a"))
+    wait_for(lambda: checked(workspace, "a"))
     assert first.stop() == 0
     assert [path for path, _ in server.requests] == ["/a"]
 
     # Restart with a second, never-checked target: it is due now; "a" is not due for an hour.
     workspace.write_config(config(server, ["a", "b"], interval="1h"))
     second = daemon_factory()
-    wait_for(lambda: history(workspace, "b"))
+    wait_for(lambda: checked(workspace, "b"))
     time.sleep(2)
     assert [path for path, _ in server.requests] == ["/a", "/b"]
     due = history(workspace, "a")["target"]["next_due"]

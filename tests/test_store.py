@@ -12,7 +12,7 @@ from monitor.migrate import HEAD, current
 from monitor.models import SQLModel
 from monitor.snapshots import Snapshots
 from monitor.store import Store
-from conftest import daemon_config as config, history, wait_for
+from conftest import checked, daemon_config as config, history, wait_for
 
 
 def test_migrations_create_exactly_the_models_schema(tmp_path):
@@ -38,7 +38,7 @@ def test_sigkill_mid_run_loses_no_history(server, workspace, daemon_factory):
         server.set(f"/{name}", blog.post(seed=i))
     workspace.write_config(config(server, names).replace('selector = "article .entry-content, article p"\n', ""))
     daemon = daemon_factory()
-    wait_for(lambda: all(history(workspace, n) and history(workspace, n)["versions"] for n in names), timeout=30)
+    wait_for(lambda: all(checked(workspace, n) for n in names), timeout=30)
     # Keep every page changing so the daemon is writing versions when it is killed.
     for round_ in range(3):
         for i, name in enumerate(names):
