@@ -1,0 +1,105 @@
+"""The command line as a user meets it: exit codes, error messages that name the file, the target
+and the key, conditional requests, and the reading commands."""
+from __future__ import annotations
+
+import os
+
+import blog
+
+CONFIG = """
+[monitor]
+retries = 0
+
+[[targets]]
+name = "post"
+url = "{url}"
+selector = "article .entry-content"
+"""
+
+
+def test_bad_config_exits_2_naming_file_target_and_key(workspace):
+    workspace.write_config('[[targets]]\nname = "acme"\nurl = "https://example.org/"\nintervl = "5m"\n')
+    result = workspace.run("check", expect=2)
+    assert str(workspace.config) in result.stderr
+    assert "targets[0] (target 'acme'), key 'intervl': unknown key" in result.stderr
+    assert workspace.run("targets", expect=2).stderr == result.stderr
+
+
+def test_missing_config_exits_2(workspace):
+    result = workspace.run("targets", expect=2)
+    assert "config file not found" in result.stderr and str(workspace.config) in result.stderr
+
+
+def test_selector_matching_nothing_is_that_targets_check_error(server, workspace):
+    server.set("/post", blog.post())
+    server.set("/other", "<html><body><main><p>Other page.</p></main></body></html>")
+    workspace.write_config(CONFIG.format(url=server.url("/post")) + """
+[[targets]]
+name = "other"
+url = "{}"
+selector = "#does-not-exist"
+""".format(server.url("/other")))
+    out = workspace.run("check").stdout  # the pass completes: exit 0
+    assert "other: ERROR selector '#does-not-exist' matched nothing on the page" in out
+    assert "post: v1 first" in out
+    assert "1 error, 1 first" in out
+
+
+def test_unchanged_page_costs_a_conditional_request(server, workspace):
+    server.set("/post", blog.post())
+    workspace.write_config(CONFIG.format(url=server.url("/post")))
+    workspace.run("check")
+    workspace.run("check")
+    (_, first), (_, second) = server.requests
+    assert "If-None-Match" not in first and second["If-None-Match"].startswith('"')
+    h = workspace.json("history", "post")
+    assert h["checks"][0]["http_status"] == 304 and h["checks"][0]["outcome"] == "unchanged"
+    assert h["versions"][0]["times_seen"] == 2
+    assert "monitor/" in first["User-Agent"]
+
+
+def test_unknown_names_and_versions_are_clear_errors(server, workspace):
+    server.set("/post", blog.post())
+    workspace.write_config(CONFIG.format(url=server.url("/post")))
+    assert "no target named 'nope'" in workspace.run("check", "nope", expect=2).stderr
+    workspace.run("check")
+    assert "no target named 'nope'" in workspace.run("history", "nope", expect=1).stderr
+    assert "only one version" in workspace.run("diff", "post", expect=1).stderr
+    assert "post has no version 7" in workspace.run("show", "post", "7", expect=1).stderr
+    assert "bad version 'x1'" in workspace.run("show", "post", "x1", expect=1).stderr
+
+
+def test_targets_lists_status_and_counts(server, workspace):
+    server.set("/post", blog.post())
+    workspace.write_config(CONFIG.format(url=server.url("/post")) + """
+[[targets]]
+name = "down"
+url = "http://127.0.0.1:9/"
+""")
+    workspace.run("check")
+    rows = {r["name"]: r for r in workspace.json("targets")}
+    assert rows["post"]["status"] == "ok" and rows["post"]["versions"] == 1
+    assert rows["down"]["status"] == "error" and rows["down"]["last_error"].startswith("network error")
+    text = workspace.run("targets").stdout
+    assert "down" in text and "└ network error" in text
+
+    # A target removed from the config keeps its history and is listed with --all.
+    workspace.write_config(CONFIG.format(url=server.url("/post")))
+    assert [r["name"] for r in workspace.json("targets")] == ["post"]
+    listed = workspace.run("targets", "--all", "--json").stdout
+    assert '"down"' in listed
+
+
+def test_module_entry_point_and_env_config(server, workspace, tmp_path):
+    server.set("/post", blog.post())
+    workspace.write_config(CONFIG.format(url=server.url("/post")))
+    env = dict(os.environ, MONITOR_CONFIG=str(workspace.config))
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    result = subprocess.run([sys.executable, "-m", "monitor", "check"], capture_output=True, text=True,
+                            env=dict(env, PYTHONPATH=str(ROOT)), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "checked 1 targets: 1 first" in result.stdout
