@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections import Counter
 
 from .check import Checker, CheckResult
 from .config import ConfigError, Settings
@@ -20,7 +21,9 @@ def freeze_heap() -> None:
 
 
 def open_store(settings: Settings) -> Store:
-    return Store(settings.database_url, Snapshots(settings.snapshots_dir))
+    from .alerts.outbox import Router
+
+    return Store(settings.database_url, Snapshots(settings.snapshots_dir), router=Router(settings))
 
 
 async def check_pass(settings: Settings, store: Store, names: list[str] | None = None) -> list[CheckResult]:
@@ -36,6 +39,15 @@ async def check_pass(settings: Settings, store: Store, names: list[str] | None =
     with store.batch():
         async with Fetcher(settings.monitor) as fetcher:
             return await Checker(settings, store, fetcher).check_many(targets, states)
+
+
+async def deliver_alerts(settings: Settings, store: Store, wait: float = 0.0, everything: bool = False) -> Counter:
+    """Send due alerts from the outbox (`everything`: all pending and failed, now), then keep
+    retrying for up to `wait` seconds while retries fall due."""
+    from .alerts.outbox import Outbox
+
+    async with Outbox(store, settings) as outbox:
+        return await outbox.drain(wait, everything)
 
 
 def run_daemon(settings: Settings, store: Store) -> None:

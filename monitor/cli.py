@@ -84,6 +84,20 @@ def check(settings, names) -> None:
             click.echo(result.line())
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     click.echo(f"checked {len(results)} targets: {summary or 'nothing to do'}")
+    if settings.config.alerts:
+        _deliver(settings, wait=settings.monitor.alert_wait)
+
+
+def _deliver(settings, wait: float, everything: bool = False) -> None:
+    from .app import deliver_alerts
+
+    store = _store(settings)
+    try:
+        done = asyncio.run(deliver_alerts(settings, store, wait=wait, everything=everything))
+    finally:
+        store.close()
+    if done:
+        click.echo("alerts: " + ", ".join(f"{n} {k}" for k, n in sorted(done.items())))
 
 
 @main.command()
@@ -100,6 +114,52 @@ def run(settings) -> None:
         run_daemon(settings, store)
     finally:
         store.close()
+
+
+@main.command()
+@with_config
+@click.option("--failed", is_flag=True, help="Only alerts that were given up on.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--flush", is_flag=True, help="Deliver everything pending now (retrying failed alerts once).")
+def alerts(settings, failed, as_json, flush) -> None:
+    """The alert outbox: each alert's channel, state, attempts and last error, newest first."""
+    if flush:
+        _deliver(settings, wait=0.0, everything=True)
+    from .report import alert_dict
+
+    store = _store(settings)
+    rows = [alert_dict(alert, event, target) for alert, event, target in store.alerts(failed_only=failed)]
+    store.close()
+    if as_json:
+        return _emit_json(rows)
+    if not rows:
+        return click.echo("no failed alerts" if failed else "the outbox is empty")
+    for r in rows:
+        line = (f"#{r['id']:<5} {r['state']:<8} {r['channel']:<12} {r['target']:<24} {r['kind']:<9} "
+                f"tries {r['attempts']}  {r['created_at']}")
+        click.echo(line + ("  PRIORITY" if r["priority"] else ""))
+        if r["last_error"] and r["state"] != "sent":
+            click.echo(f"       └ {r['last_error']}" + (f" (next try {r['next_attempt_at']})" if r["state"] == "pending" else ""))
+
+
+@main.command("test-alert")
+@with_config
+@click.argument("channel")
+def test_alert(settings, channel) -> None:
+    """Send a sample alert to CHANNEL, to check the wiring."""
+    from .alerts.base import DeliveryError
+    from .alerts.message import sample
+    from .alerts.outbox import Outbox
+
+    async def send() -> None:
+        async with Outbox(None, settings) as outbox:
+            await outbox.send_now(channel, sample(channel))
+
+    try:
+        asyncio.run(send())
+    except DeliveryError as exc:
+        _fail(f"test alert to {channel!r} not delivered: {exc}")
+    click.echo(f"test alert sent to {channel!r}")
 
 
 @main.command()

@@ -9,7 +9,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -27,7 +27,7 @@ class ConfigError(Exception):
     """A problem with targets.toml, worded for the person who wrote it."""
 
 
-def parse_duration(value: Any) -> float:
+def parse_duration(value: Any, allow_zero: bool = False) -> float:
     """'90s', '15m', '6h', '1d', '1h30m' or a number of seconds -> seconds."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like '15m', got {value!r}")
@@ -45,12 +45,13 @@ def parse_duration(value: Any) -> float:
             raise ValueError(f"bad duration {value!r}: use a number with a unit, like '90s', '15m', '6h' or '1d'")
     else:
         raise ValueError(f"expected a duration like '15m', got {value!r}")
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError(f"duration {value!r} must be more than zero")
     return seconds
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+DurationOrZero = Annotated[float, BeforeValidator(lambda v: parse_duration(v, allow_zero=True))]
 
 
 def _check_url(url: str) -> str:
@@ -90,13 +91,79 @@ class MonitorSettings(Strict):
     jitter: float = Field(0.1, ge=0, le=0.5, description="fraction of the interval to spread checks by")
     alerts: list[str] = []
     base_url: str | None = None
+    alert_retry: Duration = Field(30.0, description="first retry delay of a failed alert; doubles each time")
+    alert_max_age: Duration = Field(86400.0, description="give up on an alert this old")
+    alert_wait: DurationOrZero = Field(15.0, description="how long `monitor check` waits for due retries")
 
 
-class AlertChannel(BaseModel):
-    """A named alert channel. Delivery lives in monitor.alerts; here only the type is checked."""
+EVENT_KINDS = ("first", "added", "removed", "edited", "restored", "gone", "error", "recovered")
+Kind = Literal["first", "added", "removed", "edited", "restored", "gone", "error", "recovered"]
+DEFAULT_KINDS = tuple(k for k in EVENT_KINDS if k != "first")
 
-    model_config = ConfigDict(extra="allow", frozen=True)
-    type: str
+
+class Channel(Strict):
+    """What every alert channel shares: which events it takes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    kinds: tuple[Kind, ...] = DEFAULT_KINDS
+    min_words: int = Field(0, ge=0, description="skip changes smaller than this many words")
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in a log line or an error message."""
+        return []
+
+
+class SlackChannel(Channel):
+    type: Literal["slack"]
+    webhook_url: str
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_url(value)
+
+    def secrets(self) -> list[str]:
+        return [self.webhook_url, urlsplit(self.webhook_url).path]
+
+
+class EmailChannel(Channel):
+    type: Literal["email"]
+    smtp_host: str
+    smtp_port: int = Field(587, gt=0, lt=65536)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: str | None = None
+    sender: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    timeout: Duration = 30.0
+
+    def secrets(self) -> list[str]:
+        return [self.password] if self.password else []
+
+
+class WebhookChannel(Channel):
+    type: Literal["webhook"]
+    url: str
+    secret: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_url(value)
+
+    def secrets(self) -> list[str]:
+        return [self.secret] if self.secret else []
+
+
+class AppriseChannel(Channel):
+    type: Literal["apprise"]
+    urls: list[str] = Field(min_length=1)
+
+    def secrets(self) -> list[str]:
+        return list(self.urls)
+
+
+AlertChannel = Annotated[SlackChannel | EmailChannel | WebhookChannel | AppriseChannel, Field(discriminator="type")]
 
 
 class Target(Strict):
@@ -109,6 +176,7 @@ class Target(Strict):
     alerts: list[str] | None = None
     headers: dict[str, str] = {}
     tags: list[str] = []
+    keywords: list[str] = []
 
     @field_validator("url")
     @classmethod
@@ -184,6 +252,9 @@ class Settings:
 
     def interval(self, target: Target) -> float:
         return target.interval or self.monitor.interval
+
+    def channels_of(self, target: Target) -> list[str]:
+        return list(self.monitor.alerts if target.alerts is None else target.alerts)
 
     def target(self, name: str) -> Target:
         for target in self.targets:

@@ -102,3 +102,21 @@ class Event(SQLModel, table=True):
     kind: str  # first | added | removed | edited | restored | gone | error | recovered
     created_at: datetime = Field(default_factory=utcnow)
     summary: str = ""
+
+
+class Alert(SQLModel, table=True):
+    """The outbox: one row per (event, channel), written in the event's transaction, delivered
+    by the worker with retries. At-least-once: a crash between sending and marking may resend."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_state_next", "state", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="events.id", index=True)
+    channel: str
+    priority: bool = False
+    state: str = "pending"  # pending | sent | failed
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    last_error: str | None = None

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from .diff import DELETE, INSERT, diff_blocks
 from .extract import parse_text
-from .models import Change, Check, Event, Target, Version
+from .models import Alert, Change, Check, Event, Target, Version
 from .store import Store
 
 
@@ -77,6 +77,24 @@ def check_dict(check: Check, seq_of: dict[int, int]) -> dict:
 def event_dict(event: Event) -> dict:
     return {"id": event.id, "kind": event.kind, "created_at": iso(event.created_at), "summary": event.summary,
             "change_id": event.change_id}
+
+
+def alert_dict(alert: Alert, event: Event, target: Target) -> dict:
+    return {
+        "id": alert.id,
+        "channel": alert.channel,
+        "state": alert.state,
+        "priority": alert.priority,
+        "attempts": alert.attempts,
+        "created_at": iso(alert.created_at),
+        "next_attempt_at": iso(alert.next_attempt_at) if alert.state == "pending" else None,
+        "sent_at": iso(alert.sent_at),
+        "last_error": alert.last_error,
+        "target": target.name,
+        "kind": event.kind,
+        "summary": event.summary,
+        "change_id": event.change_id,
+    }
 
 
 def history(store: Store, name: str, checks: int = 50) -> dict:

@@ -15,6 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from . import config
+from .alerts.outbox import Outbox, Router
 from .check import Checker
 from .config import Settings, Target
 from .fetch import Fetcher
@@ -59,6 +60,7 @@ class Daemon:
         self.settings = settings
         self.store = store
         self.checker = Checker(settings, store, fetcher)
+        self.outbox = Outbox(store, settings)
         self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self.targets: dict[str, Target] = {}
         self.in_flight: set[asyncio.Task] = set()
@@ -83,6 +85,8 @@ class Daemon:
         self.in_flight.add(task)
         task.add_done_callback(self.in_flight.discard)
         result = await asyncio.shield(task)
+        if result.events:
+            self.outbox.wake.set()
         level = {"unchanged": logging.DEBUG, "error": logging.WARNING, "missing": logging.WARNING}
         log.log(level.get(result.outcome, logging.INFO), "%s", result.line())
 
@@ -98,6 +102,8 @@ class Daemon:
                    or self.settings.interval(t) != settings.interval(t)]
         self.settings = settings
         self.checker.settings = settings
+        self.outbox.settings = settings
+        self.store.router = Router(settings)
         runs = first_runs(changed, {n: s.next_due_at for n, s in states.items()}, settings.interval, utcnow())
         for target in changed:
             interval = settings.interval(target)
@@ -139,13 +145,18 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
         self.schedule(self.settings)
         self.scheduler.start()
-        watcher = asyncio.create_task(self._watch_config())
-        log.info("daemon started (config %s)", self.settings.path)
-        await self.stopping.wait()
-        log.info("stopping: waiting for %d checks in flight", len(self.in_flight))
-        self.scheduler.shutdown(wait=False)
-        watcher.cancel()
-        if self.in_flight:
-            await asyncio.gather(*self.in_flight, return_exceptions=True)
+        async with self.outbox:
+            watcher = asyncio.create_task(self._watch_config())
+            # Alerts left pending by an earlier run (or a crash) go out first.
+            delivery = asyncio.create_task(self.outbox.run(self.stopping))
+            log.info("daemon started (config %s)", self.settings.path)
+            await self.stopping.wait()
+            log.info("stopping: waiting for %d checks in flight", len(self.in_flight))
+            self.scheduler.shutdown(wait=False)
+            watcher.cancel()
+            if self.in_flight:
+                await asyncio.gather(*self.in_flight, return_exceptions=True)
+            self.outbox.wake.set()
+            await delivery
         self.store.checkpoint()
         log.info("stopped")

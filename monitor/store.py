@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine, select
 
 from . import migrate
-from .models import Change, Check, Event, Target, Version, utcnow
+from .models import Alert, Change, Check, Event, Target, Version, utcnow
 from .snapshots import Snapshots
 
 
@@ -101,9 +101,17 @@ _TARGET_OK = (update(Target).where(Target.id == bindparam("b_tid"))
                       last_raw_sha=bindparam("b_raw"), next_due_at=bindparam("b_due")))
 
 
+def no_alerts(target: str, kind: str, stats: dict, passages: list) -> list[tuple[str, bool]]:
+    return []
+
+
 class Store:
-    def __init__(self, database_url: str, snapshots: Snapshots):
+    """`router(target_name, kind, stats, passages) -> [(channel, priority)]` decides which alert
+    channels an event goes to; the alert rows are written in the event's own transaction."""
+
+    def __init__(self, database_url: str, snapshots: Snapshots, router=no_alerts):
         self.url = database_url
+        self.router = router
         self._pending: list[dict] = []
         self._batching = False
         self.engine = make_engine(database_url)
@@ -219,8 +227,7 @@ class Store:
                 conn.execute(_SEEN_VERSION, row)
             conn.execute(_TARGET_OK, row)
             if recovered_event:
-                conn.execute(Event.__table__.insert().values(target_id=state.id, kind="recovered", created_at=at,
-                                                             summary=recovered_event))
+                self._event(conn, state, "recovered", recovered_event, at)
         state.last_check_id, state.last_outcome = row["b_cid"], "unchanged"
 
     def record_failure(self, state: TargetState, at: datetime, duration_ms: int, http_status: int | None,
@@ -245,8 +252,7 @@ class Store:
                 last_check_at=at, status=status, last_error=error, consecutive_errors=errors,
                 consecutive_missing=misses, last_check_id=check_id, last_outcome="error", next_due_at=next_due_at))
             for kind, summary in events:
-                conn.execute(Event.__table__.insert().values(target_id=state.id, kind=kind, created_at=at,
-                                                             summary=summary))
+                self._event(conn, state, kind, summary, at)
         state.status, state.consecutive_errors, state.consecutive_missing = status, errors, misses
         state.last_check_id, state.last_outcome = check_id, "error"
         return [kind for kind, _ in events]
@@ -278,8 +284,7 @@ class Store:
                 summary=info["summary"], score=info["score"], stats=info["stats"],
                 passages=info["passages"])).inserted_primary_key[0]
             if info.get("alert", True):
-                conn.execute(Event.__table__.insert().values(target_id=state.id, change_id=change_id,
-                                                             kind=info["kind"], created_at=at, summary=info["summary"]))
+                self._event(conn, state, info["kind"], info["summary"], at, change_id, info["stats"], info["passages"])
             check_id = conn.execute(Check.__table__.insert().values(
                 target_id=state.id, at=at, until=at, count=1, duration_ms=duration_ms,
                 http_status=capture.http_status, outcome=outcome, version_id=version_id)).inserted_primary_key[0]
@@ -292,6 +297,63 @@ class Store:
         state.last_raw_sha, state.etag, state.last_modified = capture.raw_sha, capture.etag, capture.last_modified
         state.status, state.consecutive_errors, state.consecutive_missing = "ok", 0, 0
         return seq, info["kind"], info["summary"]
+
+    def _event(self, conn, state: TargetState, kind: str, summary: str, at: datetime, change_id: int | None = None,
+               stats: dict | None = None, passages: list | None = None) -> int:
+        """An event and its outbox rows, inside the caller's transaction."""
+        event_id = conn.execute(Event.__table__.insert().values(
+            target_id=state.id, change_id=change_id, kind=kind, created_at=at, summary=summary)).inserted_primary_key[0]
+        routes = self.router(state.name, kind, stats or {}, passages or [])
+        if routes:
+            conn.execute(Alert.__table__.insert(), [
+                dict(event_id=event_id, channel=channel, priority=priority, state="pending", attempts=0,
+                     created_at=at, next_attempt_at=at) for channel, priority in routes])
+        return event_id
+
+    # ---- the alert outbox --------------------------------------------------------------------
+
+    def due_alerts(self, now: datetime, limit: int = 100, states: tuple[str, ...] = ("pending",),
+                   due_only: bool = True) -> list[Alert]:
+        """Alerts in `states` (oldest first) whose next attempt is due, or all of them."""
+        with self.session() as session:
+            query = select(Alert).where(Alert.state.in_(states)).order_by(Alert.id).limit(limit)
+            if due_only:
+                query = query.where(Alert.next_attempt_at <= now)
+            return list(session.exec(query))
+
+    def next_alert_due(self) -> datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.min(Alert.next_attempt_at)).where(Alert.state == "pending")).scalar()
+
+    def mark_alert(self, alert_id: int, state: str, at: datetime, error: str | None = None,
+                   next_attempt_at: datetime | None = None) -> None:
+        values = dict(state=state, attempts=Alert.attempts + 1, last_error=error)
+        if state == "sent":
+            values["sent_at"] = at
+        if next_attempt_at is not None:
+            values["next_attempt_at"] = next_attempt_at
+        with self.engine.begin() as conn:
+            conn.execute(update(Alert).where(Alert.id == alert_id).values(**values))
+
+    def alerts(self, failed_only: bool = False, limit: int = 200) -> list[tuple[Alert, Event, Target]]:
+        with self.session() as session:
+            query = (select(Alert, Event, Target).join(Event, Alert.event_id == Event.id)
+                     .join(Target, Event.target_id == Target.id).order_by(Alert.id.desc()).limit(limit))
+            if failed_only:
+                query = query.where(Alert.state == "failed")
+            return list(session.exec(query))
+
+    def alert_context(self, alert: Alert) -> dict:
+        """Everything an alert's message is rendered from."""
+        with self.session() as session:
+            event = session.get(Event, alert.event_id)
+            target = session.get(Target, event.target_id)
+            change = session.get(Change, event.change_id) if event.change_id else None
+            seqs = {}
+            if change is not None:
+                ids = [i for i in (change.from_version_id, change.to_version_id, change.restored_version_id) if i]
+                seqs = {v.id: v for v in session.exec(select(Version).where(Version.id.in_(ids)))}
+        return {"alert": alert, "event": event, "target": target, "change": change, "versions": seqs}
 
     # ---- reading -----------------------------------------------------------------------------
 

@@ -32,7 +32,24 @@ class Page:
         self.handler = handler  # optional callable(request_handler) for hostile behaviour
 
 
-class PageServer:
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 with a free port, for a handler class."""
+
+    def _serve(self, handler) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class PageServer(LoopbackServer):
     """Serves Page objects by path on 127.0.0.1; records every request."""
 
     def __init__(self):
@@ -69,21 +86,10 @@ class PageServer:
                 self.end_headers()
                 self.wfile.write(page.body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        self._serve(Handler)
 
     def set(self, path: str, body=None, **kwargs) -> None:
         self.pages[path] = body if isinstance(body, Page) else Page(body, **kwargs)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -211,3 +217,101 @@ def checked(workspace, name):
     before it first checks them)."""
     h = history(workspace, name)
     return h if h and h["versions"] else None
+
+
+# ---- alert receivers: a local HTTP endpoint and a real SMTP server --------------------------------
+
+class Receiver(LoopbackServer):
+    """Records POSTs on 127.0.0.1 (Slack/webhook/Apprise stand-ins); answers from a script of
+    (status, headers) responses, then 200."""
+
+    def __init__(self):
+        self.posts: list[dict] = []
+        self.script: list[tuple[int, dict]] = []
+        self.default_status = 200
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status, headers = receiver.script.pop(0) if receiver.script else (receiver.default_status, {})
+                receiver.posts.append({"path": self.path, "headers": dict(self.headers), "body": body,
+                                       "status": status, "at": time.monotonic()})
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+        self._serve(Handler)
+
+    def delivered(self, path: str) -> list[dict]:
+        """JSON bodies of the posts to `path` that were accepted (2xx)."""
+        return [json.loads(p["body"]) for p in self.posts if p["path"] == path and p["status"] < 300]
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+class SMTPServer:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps the messages it receives. It can be
+    given a port before it starts, so a test can have mail 'down' and bring it up later."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.messages: list = []
+        self.controller = None
+
+    def start(self) -> None:
+        from email import message_from_bytes, policy
+
+        from aiosmtpd.controller import Controller
+
+        server = self
+
+        class Handler:
+            async def handle_DATA(self, smtp, session, envelope):
+                server.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
+                return "250 OK"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller:
+            self.controller.stop()
+            self.controller = None
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp():
+    server = SMTPServer(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_down():
+    """An SMTP server that is not listening yet: call .start() to bring it up."""
+    server = SMTPServer(free_port())
+    yield server
+    server.stop()

@@ -2,5 +2,28 @@
 # The whole test suite, from a fresh machine: installs what the tests need, then runs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# tests/test_postgres.py runs a throwaway PostgreSQL server: it needs the server binaries
+# (initdb, pg_ctl) on PATH or in Debian's /usr/lib/postgresql/<version>/bin.
+have_postgres() {
+    { command -v initdb && command -v pg_ctl; } >/dev/null 2>&1 && return 0
+    local bindir
+    for bindir in /usr/lib/postgresql/*/bin; do
+        [ -x "$bindir/initdb" ] && [ -x "$bindir/pg_ctl" ] && return 0
+    done
+    return 1
+}
+if ! have_postgres; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "run.sh: installing PostgreSQL (Debian package 'postgresql') for tests/test_postgres.py" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    else
+        echo "run.sh: PostgreSQL server binaries (initdb, pg_ctl) not found and cannot install them" \
+             "(needs root and apt-get): tests/test_postgres.py will fail" >&2
+    fi
+fi
+
 python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
 exec python3 -m pytest "$@"

@@ -51,7 +51,8 @@ def test_empty_file_is_a_valid_config_with_no_targets(tmp_path):
     (TARGET + 'selector = "div[[x"\n', ["targets[0]", "'blog'", "'selector'", "div[[x"]),
     (TARGET + 'ignore = [".ok", "a >> b"]\n', ["targets[0]", "'blog'", "'ignore'", "a >> b"]),
     (TARGET + 'ignore_text = ["ok", "(unclosed"]\n', ["targets[0]", "'blog'", "'ignore_text'", "(unclosed"]),
-    ('[alerts.mail]\ntype = "email"\n' + TARGET + 'alerts = ["slack"]\n', ["targets[0]", "blog", "alerts", "'slack'"]),
+    ('[alerts.mail]\ntype = "email"\nsmtp_host = "127.0.0.1"\nfrom = "m@example.org"\nto = ["r@example.org"]\n'
+     + TARGET + 'alerts = ["slack"]\n', ["targets[0]", "blog", "alerts", "'slack'"]),
     ('[monitor]\nalerts = ["pager"]\n', ["monitor", "alerts", "'pager'"]),
     ('[[targets]]\nname = "a"\nurl = "https://a.example"\n[[targets]]\nname = "b"\nurl = "https://b.example"\n'
      'interval = "1y"\n', ["targets[1]", "'b'", "'interval'"]),
