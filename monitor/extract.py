@@ -1,14 +1,23 @@
 """HTML -> the watched content as normalised text blocks, plus the page title.
 
-One block per paragraph, heading, list item, table row, quote or caption; whitespace and
-characters no reader sees are normalised away. The default scope is the page's main content
-(the one <article>, else <main> / role=main, else <body>) without navigation, sidebars,
-footers, forms, scripts and hidden elements.
+One block per paragraph, heading, list item, table row, quote or caption, in document order;
+link targets and image descriptions are part of the text (`words ⟨https://…⟩`, `[image: …]`),
+so a changed link or a removed image is a change too.
 
-User rules are CSS: `selector` (what to watch) and `ignore` (what to drop inside it) are applied
-with beautifulsoup4 (soupsieve); `ignore_text` drops text by regular expression. The walk that
-turns elements into blocks runs on lxml's tree, which parses a 50 KB page in about a
-millisecond — every check of a page whose bytes changed has to extract it.
+The default scope is the page's main content: the one <article>, else <main> / role=main, else
+the container that holds the most paragraph text (scored the way readability does). Inside it,
+page chrome is dropped: navigation, sidebars, footers, small forms, dialogs, hidden elements, and
+elements whose class or id names them as chrome (share bars, related posts, comments, cookie
+banners, ads, newsletter boxes, trending lists). Counters (views, shares, comments, claps…) and
+relative times ("5 minutes ago") have their numbers masked. Learned volatile rules (see
+monitor/volatile.py) mask or drop the blocks at the paths they name.
+
+User rules are CSS: `selector` (what to watch) and `ignore` (what to drop) are matched with
+beautifulsoup4 (soupsieve); `ignore_text` drops text by regular expression. The walk that turns
+elements into blocks runs on lxml's tree, which parses a 50 KB page in about a millisecond —
+every check of a page whose bytes changed has to extract it.
+
+With explain=True, every block of the page is returned with the reason it is watched or ignored.
 """
 from __future__ import annotations
 
@@ -17,31 +26,50 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import lxml.html
 from lxml import etree
 
 # Bump when the text this module produces for the same page changes; stored with each version so
 # a new extractor re-reads the previous capture instead of reporting its own change as an edit.
-EXTRACTOR_VERSION = 1
+EXTRACTOR_VERSION = 2
 
 BLOCK_TAGS = frozenset(
     "p h1 h2 h3 h4 h5 h6 li dt dd tr blockquote pre figcaption caption address summary legend "
     "div section article main aside header footer nav ul ol dl table tbody thead tfoot figure details body "
-    "center hgroup search".split()
+    "center hgroup search form td th".split()
 )
-CELL_TAGS = frozenset(("td", "th"))
+CELL_TAGS = frozenset(("td", "th"))  # parts of their row's block, unless the table is layout
 DROP_TAGS = frozenset(
     "script style noscript template svg math canvas iframe object embed head button select input textarea "
     "option datalist".split()
 )
-CHROME_TAGS = frozenset(("nav", "aside", "footer", "form", "dialog"))
+CHROME_TAGS = frozenset(("nav", "aside", "footer", "dialog"))
 CHROME_ROLES = frozenset(("navigation", "banner", "contentinfo", "complementary", "search", "dialog"))
+SMALL_FORM_WORDS = 60  # a form with more text than this is a page layout (ASP.NET), not a widget
+CHROME_NAMES = re.compile(
+    r"(?:^|[-_])(share|sharing|sharedaddy|social|related|comments?|respond|newsletter|subscribe|subscription"
+    r"|cookies?|consent|gdpr|banner|advert|advertisement|ads?|adslot|sponsored|promo|popular|trending|widgets?"
+    r"|sidebar|breadcrumbs?|pagination|pager|navigation|navbar|nav|menu|masthead|toolbar|skip|signup|modal"
+    r"|popup|disqus|claps?|reactions?|likes?|footer)(?:$|[-_\d])", re.I)
+CONTENT_NAMES = re.compile(r"article|body|content|entry|main|page|post|text|blog|story|release|news", re.I)
 
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), None)
 _SPACES = re.compile(r"\s+")
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
 _PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
+_COUNTER_WORDS = (r"views?|comments?|shares?|likes?|reads?|claps?|responses?|reactions?|retweets?|reposts?"
+                  r"|followers?|subscribers?|votes?|visits?|visitors?|clicks?|points?|replies|reply|hits?")
+_COUNT_BEFORE = re.compile(rf"\b\d[\d,.]*(?:\s*[kKmM]\b)?(?=\s*(?:{_COUNTER_WORDS})\b)", re.I)
+_COUNT_AFTER = re.compile(rf"\b((?:{_COUNTER_WORDS})\s*[:(]?\s*)\d[\d,.]*(?:\s*[kKmM]\b)?", re.I)
+_RELATIVE_TIME = re.compile(r"\b\d+\s*(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)"
+                            r"\s+ago\b", re.I)
+_TRACKING = re.compile(r"^(utm_\w+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|mc_cid|mc_eid|_ga|_gl|igshid|yclid"
+                       r"|ref_src|_hsenc|_hsmi|mkt_tok|spm|_wpnonce|sessionid|jsessionid|phpsessid|sid)$", re.I)
+_FOLD = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "“": '"', "”": '"', "„": '"', "‟": '"',
+                       "′": "'", "″": '"', "–": "-", "—": "-", "―": "-", "‐": "-", "‑": "-", "−": "-",
+                       "…": "...", "\u00a0": " "})
 
 
 class ExtractError(Exception):
@@ -49,11 +77,19 @@ class ExtractError(Exception):
 
 
 @dataclass
+class Block:
+    text: str
+    path: str
+    reason: str | None = None  # None: watched
+
+
+@dataclass
 class Extracted:
     title: str
     blocks: list[str]
     scope: str = "body"
-    notes: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    explained: list[Block] = field(default_factory=list)
 
     @property
     def lines(self) -> list[str]:
@@ -80,9 +116,47 @@ def normalise(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-def settings_key(selector: str | None, ignore: list[str], ignore_text: list[str]) -> str:
+def fold(text: str) -> str:
+    """What a reader cannot tell apart: typographic quotes, dashes and ellipses as plain ASCII."""
+    return text.translate(_FOLD)
+
+
+def mask_counters(text: str) -> str:
+    """'1,234 views', 'Comments (12)', '5 minutes ago' -> numbers replaced by '#'."""
+    text = _RELATIVE_TIME.sub(lambda m: re.sub(r"\d+", "#", m.group(0)), text)
+    text = _COUNT_BEFORE.sub("#", text)
+    return _COUNT_AFTER.sub(lambda m: m.group(1) + "#", text)
+
+
+def mask_all(text: str) -> str:
+    """Every number, long hex or id-like token replaced by '#' (for learned volatile blocks)."""
+    text = re.sub(r"\b[0-9a-f]{8,}\b|\b[0-9A-Za-z_-]{20,}\b", "#", text)
+    return re.sub(r"\d+", "#", text)
+
+
+def normalise_url(href: str, base: str | None) -> str | None:
+    """Absolute, without fragment or tracking parameters, query sorted; None for non-links."""
+    href = href.strip()
+    if not href or href.startswith(("#", "javascript:", "data:")):
+        return None
+    url = urljoin(base, href) if base else href
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k))
+    netloc = parts.netloc.lower()
+    if (parts.scheme, netloc.rsplit(":", 1)[-1]) in (("http", "80"), ("https", "443")):
+        netloc = netloc.rsplit(":", 1)[0]
+    if parts.scheme.lower() in ("http", "https"):
+        # Shown without the scheme: a link moving from http to https is not an edit.
+        return urlunsplit(("", netloc, parts.path, urlencode(query), "")).lstrip("/")
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path, urlencode(query), ""))
+
+
+def settings_key(selector: str | None, ignore: list[str], ignore_text: list[str], rules: list | tuple = ()) -> str:
     """A fingerprint of everything that decides what text a page gives."""
-    blob = json.dumps([EXTRACTOR_VERSION, selector, list(ignore), list(ignore_text)])
+    blob = json.dumps([EXTRACTOR_VERSION, selector, list(ignore), list(ignore_text), list(rules)], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -103,61 +177,118 @@ def _tag(el) -> str | None:
 
 
 def _hidden(el) -> bool:
-    return el.get("hidden") is not None or el.get("aria-hidden") == "true"
+    return el.get("hidden") is not None or el.get("aria-hidden") == "true" or "display:none" in (
+        el.get("style") or "").replace(" ", "").lower()
+
+
+def _names(el) -> str:
+    return f"{el.get('id') or ''} {el.get('class') or ''}".strip()
+
+
+def _words(el) -> int:
+    return len(el.text_content().split())
+
+
+def path_of(el) -> str:
+    """A stable name for an element's place: tag#id.class segments up to the body, without
+    generated-looking ids and classes (long digit runs) or positions."""
+    segments = []
+    while el is not None and _tag(el) not in ("body", "html", None):
+        seg = _tag(el)
+        ident = el.get("id")
+        if ident and not re.search(r"\d{3,}", ident):
+            seg += f"#{ident}"
+        classes = [c for c in (el.get("class") or "").split() if not re.search(r"\d{3,}", c)]
+        if classes:
+            seg += f".{classes[0]}"
+        segments.append(seg)
+        el = el.getparent()
+    return " > ".join(reversed(segments))
 
 
 class _Walker:
     """Turns an element tree into text blocks in document order."""
 
-    def __init__(self, drop_chrome: bool):
+    def __init__(self, drop_chrome: bool, base_url: str | None, explain: bool):
         self.drop_chrome = drop_chrome
-        self.blocks: list[str] = []
+        self.base_url = base_url
+        self.explain = explain
+        self.blocks: list[Block] = []
+        self.ignored: list[Block] = []
+        self.scope_words = 0
 
-    def _flush(self, parts: list[str]) -> None:
+    def _emit(self, text: str, el) -> None:
+        text = normalise(text)
+        if text:
+            self.blocks.append(Block(text, path_of(el)))
+
+    def _ignore(self, text: str, path: str, reason: str) -> None:
+        if self.explain:
+            self.ignored.append(Block(text, path, reason))
+
+    def _flush(self, parts: list[str], el) -> None:
         if parts:
-            text = normalise("".join(parts))
-            if text:
-                self.blocks.append(text)
+            self._emit("".join(parts), el)
             parts.clear()
 
-    def _skip(self, el, tag: str, in_article: bool) -> bool:
-        if tag in DROP_TAGS or _hidden(el):
-            return True
+    def _skip(self, el, tag: str, in_article: bool) -> str | None:
+        """Why el is not watched (None: it is)."""
+        if el.get("data-monitor-ignore") is not None:
+            return f"user rule: ignore {el.get('data-monitor-ignore')!r}"
         if not self.drop_chrome:
-            return False
+            return None
         if tag in CHROME_TAGS or el.get("role") in CHROME_ROLES:
-            return True
-        return tag == "header" and not in_article
+            return f"page chrome: <{tag}{' role=' + el.get('role') if el.get('role') else ''}>"
+        if tag == "header" and not in_article:
+            return "page chrome: site header"
+        if tag == "form" and _words(el) <= SMALL_FORM_WORDS:
+            return "page chrome: form"
+        names = _names(el)
+        # A big container named after chrome is a layout wrapper ("content-with-sidebar"), not a widget.
+        if names and CHROME_NAMES.search(names.replace(" ", "-")) and _words(el) < 0.4 * self.scope_words:
+            return f"page chrome: {names!r}"
+        return None
 
     def flat(self, el, in_article: bool) -> str:
         """All of el's visible text as one line (for a table cell), by the same rules as walk."""
         saved, self.blocks = self.blocks, []
         parts: list[str] = []
         self.walk(el, parts, in_article)
-        self._flush(parts)
-        text, self.blocks = " ".join(self.blocks), saved
+        self._flush(parts, el)
+        text, self.blocks = " ".join(b.text for b in self.blocks), saved
         return text
 
     def walk(self, el, parts: list[str], in_article: bool = False) -> None:
         """Append el's inline text to parts, or emit blocks for el when it is a block."""
         tag = _tag(el)
-        if tag is None or self._skip(el, tag, in_article):
+        if tag is None or tag in DROP_TAGS or _hidden(el):
+            return
+        reason = self._skip(el, tag, in_article)
+        if reason:
+            if self.explain:
+                for block in _all_blocks(el, self.base_url):
+                    self._ignore(block.text, block.path, reason)
             return
         if tag == "br":
             parts.append(" ")
             return
-        if tag == "tr":
-            self._flush(parts)
+        if tag == "img":
+            alt = normalise(el.get("alt") or "")
+            if alt:
+                parts.append(f" [image: {alt}] ")
+            return
+        if tag == "tr" and not _layout(el):
+            self._flush(parts, el.getparent())
             cells = [self.flat(c, in_article) for c in el if _tag(c) in CELL_TAGS and not _hidden(c)]
             row = " | ".join(c for c in cells if c)
             if row:
-                self.blocks.append(row)
+                self._emit(row, el)
             return
         block = tag in BLOCK_TAGS
         in_article = in_article or tag == "article"
         inner: list[str] = []
         if block:
-            self._flush(parts)
+            self._flush(parts, el.getparent())
         target = inner if block else parts
         if el.text:
             target.append(el.text)
@@ -165,12 +296,81 @@ class _Walker:
             if _tag(child) in BLOCK_TAGS and not block:
                 # A block inside an inline element (a <div> in an <a>): the inline text so far
                 # is a block of its own.
-                self._flush(parts)
+                self._flush(parts, el)
             self.walk(child, target, in_article)
             if child.tail:
                 target.append(child.tail)
+        if tag == "a" and el.get("href"):
+            url = normalise_url(el.get("href"), self.base_url)
+            if url and url not in " ".join(target):
+                target.append(f" ⟨{url}⟩")
         if block:
-            self._flush(inner)
+            self._flush(inner, el)
+
+
+def _layout(el) -> bool:
+    """A table row used for page layout: its cells hold sections, lists, headings or other
+    tables, or far more text than a data row."""
+    cells = [c for c in el if _tag(c) in CELL_TAGS]
+    nested = any(next(c.iter("div", "table", "ul", "ol", "h1", "h2", "h3", "h4"), None) is not None for c in cells)
+    return nested or _words(el) > 150
+
+
+def _all_blocks(el, base_url: str | None) -> list[Block]:
+    """Every block under el with no rules applied (for explain)."""
+    walker = _Walker(drop_chrome=False, base_url=base_url, explain=False)
+    parts: list[str] = []
+    walker.walk(el, parts, in_article=True)
+    walker._flush(parts, el)
+    return walker.blocks
+
+
+def _content_score(el) -> float:
+    names = _names(el)
+    score = {"div": 5, "article": 10, "section": 3, "td": 3, "blockquote": 3, "form": -3, "ul": -3, "li": -3,
+             "th": -5}.get(_tag(el), 0)
+    if names:
+        score += 25 if CONTENT_NAMES.search(names) else 0
+        score -= 25 if CHROME_NAMES.search(names.replace(" ", "-")) else 0
+    return score
+
+
+def _best_container(body):
+    """The element holding the most paragraph text, readability's way: each paragraph scores
+    its parent fully and its grandparent half; link-heavy containers are discounted."""
+    scores: dict = {}
+    for para in body.iter("p", "pre", "td", "blockquote"):
+        if _tag(para) == "td" and next(para.iter("p", "div", "table", "ul"), None) is not None:
+            continue  # a layout cell, not a paragraph
+        text = para.text_content()
+        if len(text) < 25:
+            continue
+        points = 1 + text.count(",") + min(len(text) // 100, 3)
+        parent = para.getparent()
+        for el, share in ((parent, 1.0), (parent.getparent() if parent is not None else None, 0.5)):
+            if el is None or _tag(el) in (None, "html"):
+                continue
+            if el not in scores:
+                scores[el] = _content_score(el)
+            scores[el] += points * share
+    if not scores:
+        return None
+    def final(el):
+        text = len(el.text_content()) or 1
+        links = sum(len(a.text_content()) for a in el.iter("a"))
+        return scores[el] * (1 - links / text)
+    best = max(scores, key=final)
+    # Climb while what the parent adds is prose rather than links (a lead image and caption, the
+    # headline and byline), and no more than the container itself: menus and link lists stop it.
+    while (parent := best.getparent()) is not None and _tag(parent) not in ("body", "html"):
+        words, extra_words, extra_link_words = _words(best), _words(parent) - _words(best), 0
+        for child in parent:
+            if child is not best and isinstance(child.tag, str):
+                extra_link_words += sum(len(a.text_content().split()) for a in child.iter("a"))
+        if extra_words > words or (extra_words and extra_link_words > 0.5 * extra_words):
+            break
+        best = parent
+    return best
 
 
 def _scope(root) -> tuple[list, str]:
@@ -183,7 +383,11 @@ def _scope(root) -> tuple[list, str]:
         if el.get("role") == "main":
             return [el], "[role=main]"
     body = root.find("body")
-    return [body if body is not None else root], "body"
+    body = body if body is not None else root
+    best = _best_container(body)
+    if best is not None and best is not body:
+        return [best], f"densest text: {path_of(best)}"
+    return [body], "body"
 
 
 def _title(root) -> str:
@@ -198,57 +402,100 @@ def _title(root) -> str:
     return ""
 
 
-def _apply_css(html: str, selector: str | None, ignore) -> list[str]:
-    """Apply the user's CSS rules with beautifulsoup4: the HTML of what is left to watch."""
+def _mark_css(html: str, selector: str | None, ignore) -> str:
+    """Apply the user's CSS rules with beautifulsoup4: mark what `ignore` matches and what
+    `selector` selects, for the lxml walk to honour."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "lxml")
     for pattern in ignore:
         for tag in soup.select(pattern):
-            tag.decompose()
-    if not selector:
-        return [str(soup)]
-    found = soup.select(selector)
-    if not found:
-        raise ExtractError(f"selector {selector!r} matched nothing on the page")
-    ids = {id(tag) for tag in found}
-    # Matches nested inside other matches are already part of them.
-    return [str(tag) for tag in found if not any(id(p) in ids for p in tag.parents)]
+            tag["data-monitor-ignore"] = pattern
+    if selector:
+        found = soup.select(selector)
+        if not found:
+            raise ExtractError(f"selector {selector!r} matched nothing on the page")
+        for tag in found:
+            tag["data-monitor-selected"] = "1"
+    return str(soup)
+
+
+def _base(root, url: str | None) -> str | None:
+    base = root.find(".//base[@href]")
+    return urljoin(url or "", base.get("href")) if base is not None else url
 
 
 def extract(html: str, selector: str | None = None, ignore: list[str] | tuple = (),
-            ignore_text: list[str] | tuple = ()) -> Extracted:
-    root = parse(html)
+            ignore_text: list[str] | tuple = (), url: str | None = None, rules: list[dict] | tuple = (),
+            explain: bool = False) -> Extracted:
+    """The watched text of a page. `url` resolves relative links; `rules` are learned volatile
+    rules; `explain` also returns every ignored block with its reason."""
+    root = parse(_mark_css(html, selector, ignore) if (selector or ignore) else html)
     if root is None:
         return Extracted(title="", blocks=[], scope="empty")
     title = _title(root)
-    if selector or ignore:
-        fragments = _apply_css(html, selector, ignore)
-        roots = [r for r in (parse(f) for f in fragments) if r is not None]
-        if selector:
-            roots = [r.find("body") if r.find("body") is not None else r for r in roots]
-            scopes, scope_name, drop_chrome = roots, selector, False
-        else:
-            scopes, scope_name = _scope(roots[0]) if roots else ([], "body")
-            drop_chrome = True
+    base_url = _base(root, url)
+    if selector:
+        marked = [el for el in root.iter() if el.get("data-monitor-selected") is not None]
+        scopes = [el for el in marked if not any(p.get("data-monitor-selected") is not None
+                                                 for p in el.iterancestors())]
+        scope_name, drop_chrome = selector, False
     else:
         scopes, scope_name = _scope(root)
         drop_chrome = True
-    walker = _Walker(drop_chrome)
+    walker = _Walker(drop_chrome, base_url, explain)
     for scope in scopes:
         parts: list[str] = []
+        walker.scope_words = _words(scope)
         walker.walk(scope, parts, in_article=_tag(scope) == "article" or not drop_chrome)
-        walker._flush(parts)
-    blocks = walker.blocks
-    if ignore_text:
-        patterns = [re.compile(p) for p in ignore_text]
-        cleaned = []
-        for text in blocks:
-            for pattern in patterns:
-                text = normalise(pattern.sub("", text))
-            if text:
-                cleaned.append(text)
-        blocks = cleaned
+        walker._flush(parts, scope)
+    patterns = [re.compile(p) for p in ignore_text]
+    by_path = {r["path"]: r for r in rules}
+    blocks = []
+    for block in walker.blocks:
+        text = block.text
         for pattern in patterns:
-            title = normalise(pattern.sub("", title))
-    return Extracted(title=title, blocks=blocks, scope=scope_name)
+            text = normalise(pattern.sub("", text))
+        if text != block.text:
+            walker._ignore(block.text, block.path, "user rule: ignore_text")
+        text = mask_counters(text)
+        rule = by_path.get(block.path)
+        if rule is not None and rule["action"] == "drop":
+            walker._ignore(text, block.path, f"learned volatile: {rule.get('reason') or 'changes on its own'}")
+            continue
+        if rule is not None and mask_all(text) == rule["template"]:
+            text = rule["template"]
+        if text:
+            blocks.append(Block(text, block.path))
+    for pattern in patterns:
+        title = normalise(pattern.sub("", title))
+    explained: list[Block] = []
+    if explain:
+        explained = _explain(root, scopes, scope_name, blocks, walker.ignored, base_url)
+    return Extracted(title=title, blocks=[b.text for b in blocks], scope=scope_name,
+                     paths=[b.path for b in blocks], explained=explained)
+
+
+def _explain(root, scopes, scope_name, watched, ignored, base_url) -> list[Block]:
+    """Every block of the page: watched, ignored inside the scope (with the reason), then
+    everything outside the scope."""
+    body = root.find("body")
+    body = body if body is not None else root
+    # Sets of elements, not of id()s: lxml keeps one proxy per node only while it is referenced.
+    in_scope = set(scopes)
+    holds_scope = {a for s in scopes for a in s.iterancestors()}
+    outside: list[Block] = []
+
+    def visit(el) -> None:
+        for child in el:
+            if child in in_scope or _tag(child) is None:
+                continue
+            if child in holds_scope:
+                visit(child)
+            else:
+                outside.extend(Block(b.text, b.path, f"outside main content ({scope_name})")
+                               for b in _all_blocks(child, base_url))
+
+    if body not in in_scope:
+        visit(body)
+    return [Block(b.text, b.path) for b in watched] + ignored + outside

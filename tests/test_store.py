@@ -58,7 +58,7 @@ def test_sigkill_mid_run_loses_no_history(server, workspace, daemon_factory):
     assert not [p for p in (workspace.path / "snapshots").rglob("*.zst") if p.name.startswith(".tmp")]
 
     restarted = daemon_factory()
-    wait_for(lambda: all(history(workspace, n)["checks"][0]["at"] > before[n]["target"]["last_check"]
+    wait_for(lambda: all(history(workspace, n)["checks"][0]["until"] > before[n]["target"]["last_check"]
                          for n in names), timeout=30)
     for name in names:
         after = history(workspace, name)
