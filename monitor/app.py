@@ -50,12 +50,33 @@ async def deliver_alerts(settings: Settings, store: Store, wait: float = 0.0, ev
         return await outbox.drain(wait, everything)
 
 
-def run_daemon(settings: Settings, store: Store) -> None:
+def run_daemon(settings: Settings, store: Store, web=None) -> None:
+    """The daemon until SIGTERM/SIGINT; with `web` (a web.server.WebServer), the web UI in the
+    same event loop, stopped with it."""
     from .scheduler import Daemon
 
     async def main() -> None:
         freeze_heap()
         async with Fetcher(settings.monitor) as fetcher:
-            await Daemon(settings, store, fetcher).run()
+            daemon = Daemon(settings, store, fetcher)
+            if web is None:
+                await daemon.run()
+            else:
+                await web.alongside(daemon.run(), daemon.stopping)
 
     asyncio.run(main())
+
+
+async def explain_page(settings: Settings, target, url: str | None, rules: list[dict]) -> dict:
+    """Fetch a page (a target, or any URL with zero configuration) and report every block with
+    why it is watched or ignored."""
+    from .extract import extract
+
+    async with Fetcher(settings.monitor) as fetcher:
+        fetched = await fetcher.fetch(target.url if target else url, headers=target.headers if target else None)
+    if not fetched.ok or fetched.not_modified:
+        raise ConfigError(f"could not fetch {fetched.url}: {fetched.error or f'HTTP {fetched.status}'}")
+    page = extract(fetched.text, target.selector if target else None, target.ignore if target else (),
+                   target.ignore_text if target else (), url=fetched.final_url, rules=rules, explain=True)
+    return {"url": fetched.final_url, "scope": page.scope, "title": page.title, "rules": rules,
+            "blocks": [{"text": b.text, "path": b.path, "reason": b.reason} for b in page.explained]}

@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from . import detect
+from . import detect, volatile
 from .config import Settings, Target
 from .diff import diff_blocks
-from .extract import ExtractError, Extracted, extract, parse_text, settings_key
+from .extract import ExtractError, Extracted, extract, fold, parse_text, settings_key
 from .fetch import Fetcher, FetchResult, decode
 from .models import utcnow
 from .store import Capture, Store, TargetState
@@ -74,7 +74,7 @@ class Checker:
                 last_modified=state.last_modified if state.last_version_id else None,
                 headers=target.headers,
             )
-            return self._handle(target, state, fetched, at, started)
+            return await self._handle(target, state, fetched, at, started)
         except Exception as exc:  # a bug or a store failure must cost one check, not the daemon
             log.exception("check of %s failed", target.name)
             error = f"internal error: {type(exc).__name__}: {exc}"
@@ -85,11 +85,17 @@ class Checker:
                 log.exception("could not record the failed check of %s", target.name)
             return CheckResult(target.name, "error", _ms(started), error=error)
 
-    def _handle(self, target: Target, state: TargetState, fetched: FetchResult, at: datetime,
-                started: float) -> CheckResult:
+    def _extract(self, target: Target, html: str, url: str | None, rules: list[dict]) -> Extracted:
+        return extract(html, target.selector, target.ignore, target.ignore_text, url=url, rules=rules)
+
+    def _rules(self, target: Target, state: TargetState) -> list[dict]:
+        return list(state.rules or []) if target.learn else []
+
+    async def _handle(self, target: Target, state: TargetState, fetched: FetchResult, at: datetime,
+                      started: float) -> CheckResult:
         status = fetched.status
         due = self.next_due(target, at)
-        error = fetched.error
+        error, missing = fetched.error, status in MISSING_STATUSES
         if error is None and status is not None and status >= 400:
             error = f"HTTP {status}"
         if error is None and fetched.not_modified:
@@ -98,25 +104,47 @@ class Checker:
         raw_sha = key = ""
         if error is None:
             raw_sha = hashlib.sha256(fetched.body).hexdigest()
-            key = settings_key(target.selector, target.ignore, target.ignore_text)
             if raw_sha == state.last_raw_sha:
                 return self._unchanged(state, fetched, at, started, due, raw_sha=None)
             try:
-                extracted = extract(fetched.text, target.selector, target.ignore, target.ignore_text)
+                if state.last_version_id is None and self._calibrates(target):
+                    await self._calibrate(target, state, fetched)
+                rules = self._rules(target, state)
+                key = settings_key(target.selector, target.ignore, target.ignore_text, rules)
+                extracted = self._extract(target, fetched.text, fetched.final_url, rules)
             except ExtractError as exc:
                 error = str(exc)
             except Exception as exc:  # the parser choking on hostile markup
                 error = f"could not parse the page: {type(exc).__name__}: {exc}"
             else:
-                if not extracted.blocks:
-                    error = "page has no text content (empty page or error page)"
+                previous_words = self.store.version(state.last_version_id).words if state.last_version_id else None
+                page_error = (("page has no text content (an empty page or an error page)", True)
+                              if not extracted.blocks else
+                              detect.error_page(extracted.title, extracted.blocks, previous_words))
+                if page_error:
+                    error, missing = page_error
         if error is not None:
-            missing = status in MISSING_STATUSES
             events = self.store.record_failure(state, at, _ms(started), status, error, missing,
                                                self.settings.monitor.gone_after, due)
             return CheckResult(target.name, "missing" if missing else "error", _ms(started), status,
                                error=error, events=events)
         return self._compare(target, state, fetched, extracted, raw_sha, key, at, started, due)
+
+    def _calibrates(self, target: Target) -> bool:
+        return target.learn and (self.settings.monitor.calibrate if target.calibrate is None else target.calibrate)
+
+    async def _calibrate(self, target: Target, state: TargetState, first: FetchResult) -> None:
+        """A new target: fetch it again a moment later; blocks that differ are volatile."""
+        await asyncio.sleep(self.settings.monitor.calibrate_delay)
+        second = await self.fetcher.fetch(target.url, headers=target.headers)
+        if not second.ok or second.not_modified or second.body == first.body:
+            return
+        a = self._extract(target, first.text, first.final_url, [])
+        b = self._extract(target, second.text, second.final_url, [])
+        rules = volatile.calibrate(a, b)
+        if rules:
+            log.info("%s: learned %d volatile blocks from two fetches", target.name, len(rules))
+            self.store.set_rules(state, rules, dict(state.path_strikes or {}))
 
     def _unchanged(self, state, fetched, at, started, due, raw_sha) -> CheckResult:
         was_failing = state.status in ("error", "gone")
@@ -135,16 +163,21 @@ class Checker:
             previous = self.store.version(state.last_version_id)
             if previous.text_sha == text_sha:
                 return self._unchanged(state, fetched, at, started, due, raw_sha=raw_sha)
-            old = parse_text(self.store.snapshots.get_text(previous.text_sha))
-            if previous.extract_key != key:
-                # Extraction settings or the extractor changed since: read the old capture again
-                # the new way, so only the page's own edits count.
-                old_html = self.store.snapshots.get(previous.raw_sha)
-                old = extract(decode(old_html, (previous.headers or {}).get("content-type"))[0],
-                              target.selector, target.ignore, target.ignore_text)
+            rules = self._rules(target, state)
+            if previous.extract_key != key or target.learn:
+                # Read the previous capture again the current way: when the extraction settings,
+                # the learned rules or the extractor changed since, only the page's own edits
+                # count; and learning needs the old blocks' paths.
+                old_html = decode(self.store.snapshots.get(previous.raw_sha),
+                                  (previous.headers or {}).get("content-type"))[0]
+                old = self._extract(target, old_html, previous.final_url, rules)
+            else:
+                old = parse_text(self.store.snapshots.get_text(previous.text_sha))
+            if target.learn and old.lines != extracted.lines:
+                learned, strikes = volatile.learn(old, extracted, state.path_strikes or {})
+                if learned or strikes != (state.path_strikes or {}):
+                    self.store.set_rules(state, list(state.rules or []) + learned, strikes)
             change = self._classify(state, previous, old, extracted, text_sha)
-            if change is None:
-                return self._unchanged(state, fetched, at, started, due, raw_sha=raw_sha)
         capture = Capture(raw=fetched.body, raw_sha=raw_sha, text=text, text_sha=text_sha, title=extracted.title,
                           words=extracted.word_count, blocks=len(extracted.blocks), extract_key=key,
                           http_status=fetched.status, final_url=fetched.final_url, headers=fetched.headers,
@@ -160,6 +193,9 @@ class Checker:
             # Same text under new extraction settings: a new baseline, not an edit.
             return {"kind": "rebaselined", "summary": "extraction settings changed; text the same", "score": 0.0,
                     "stats": {}, "passages": [], "alert": False}
+        if fold("\n".join(old.lines)) == fold("\n".join(new.lines)):
+            return {"kind": "formatting", "summary": "typography only (quotes, dashes, spaces): no words changed",
+                    "score": 0.0, "stats": {}, "passages": [], "alert": True}
         earlier = self.store.earliest_with_text(state.id, text_sha, exclude_id=previous.id)
         restored = detect.Earlier(earlier.id, earlier.seq, earlier.first_seen) if earlier else None
         result = diff_blocks(old.lines, new.lines)

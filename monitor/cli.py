@@ -56,7 +56,7 @@ def main(verbose: int) -> None:
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if verbose < 2:  # libraries speak only of problems unless asked (-vv)
-        for name in ("alembic", "apscheduler", "httpx", "httpcore"):
+        for name in ("alembic", "apscheduler", "httpx", "httpcore", "uvicorn.access"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -100,9 +100,28 @@ def _deliver(settings, wait: float, everything: bool = False) -> None:
         click.echo("alerts: " + ", ".join(f"{n} {k}" for k, n in sorted(done.items())))
 
 
+def _web_options(func):
+    func = click.option("--port", default=8000, show_default=True, help="Port of the web UI.")(func)
+    return click.option("--host", default="127.0.0.1", show_default=True,
+                        help="Address of the web UI; any but loopback needs web_password or web_token.")(func)
+
+
+def _web_server(settings, store, host: str, port: int, embedded: bool = False):
+    from .web.server import ServeError, WebServer
+
+    try:
+        return WebServer(settings, store, host, port, embedded=embedded)
+    except ServeError as exc:
+        store.close()
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
 @main.command()
 @with_config
-def run(settings) -> None:
+@click.option("--serve", "with_web", is_flag=True, help="Also serve the web UI, API and feeds (see `serve`).")
+@_web_options
+def run(settings, with_web, host, port) -> None:
     """Run the daemon: check each target on its interval until stopped (SIGTERM/SIGINT).
     SIGHUP, or saving targets.toml, reloads the targets."""
     from .app import run_daemon
@@ -110,8 +129,26 @@ def run(settings) -> None:
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
     store = _store(settings)
+    web = _web_server(settings, store, host, port, embedded=True) if with_web else None
     try:
-        run_daemon(settings, store)
+        run_daemon(settings, store, web)
+    finally:
+        store.close()
+
+
+@main.command()
+@with_config
+@_web_options
+def serve(settings, host, port) -> None:
+    """Serve the web UI, JSON API (/api/) and RSS/Atom feeds over the database, read-only,
+    until stopped (SIGTERM/SIGINT)."""
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    store = _store(settings)
+    web = _web_server(settings, store, host, port)
+    click.echo(f"serving {web.url}")
+    try:
+        web.run()
     finally:
         store.close()
 
@@ -125,10 +162,10 @@ def alerts(settings, failed, as_json, flush) -> None:
     """The alert outbox: each alert's channel, state, attempts and last error, newest first."""
     if flush:
         _deliver(settings, wait=0.0, everything=True)
-    from .report import alert_dict
+    from .report import alert_list
 
     store = _store(settings)
-    rows = [alert_dict(alert, event, target) for alert, event, target in store.alerts(failed_only=failed)]
+    rows = alert_list(store, failed_only=failed)
     store.close()
     if as_json:
         return _emit_json(rows)
@@ -164,6 +201,49 @@ def test_alert(settings, channel) -> None:
 
 @main.command()
 @with_config
+@click.argument("name", required=False)
+@click.option("--url", help="Explain a page that is not a target yet (zero configuration).")
+@click.option("--forget", is_flag=True, help="Forget NAME's learned volatile rules (they are learned again).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def explain(settings, name, url, forget, as_json) -> None:
+    """Which blocks of a page are watched, which are ignored and why: outside the main content,
+    page chrome, learned volatile, or a user rule. Fetches the page now."""
+    from .app import explain_page
+
+    if bool(name) == bool(url):
+        _fail("give a target NAME or --url URL")
+    target = settings.target(name) if name else None
+    store = _store(settings) if name else None
+    state = store.state(name) if store else None
+    if forget:
+        count = len(state.rules or []) if state else 0
+        if state:
+            store.set_rules(state, [], {})
+        store.close()
+        return click.echo(f"forgot {count} learned rules of {name}")
+    try:
+        report = asyncio.run(explain_page(settings, target, url, state.rules if state and target.learn else []))
+    except Exception as exc:
+        _fail(str(exc))
+    finally:
+        if store:
+            store.close()
+    if as_json:
+        return _emit_json(report)
+    click.echo(f"{report['url']}\nscope: {report['scope']}\ntitle: {report['title']}")
+    if report["rules"]:
+        click.echo(f"\nlearned volatile blocks ({len(report['rules'])}):")
+        for rule in report["rules"]:
+            click.echo(f"  {rule['action']:<5} {rule['path']}  ({rule['reason']})")
+    watched = [b for b in report["blocks"] if b["reason"] is None]
+    click.echo(f"\nwatched: {len(watched)} blocks, {sum(len(b['text'].split()) for b in watched)} words")
+    for block in report["blocks"]:
+        label = "WATCH" if block["reason"] is None else f"IGNORE {block['reason']}"
+        click.echo(f"  {label}\n      {block['path'] or '(top)'}\n      {block['text'][:160]}")
+
+
+@main.command()
+@with_config
 def health(settings) -> None:
     """Exit 0 when the daemon for this config is alive (its heartbeat is recent), 1 otherwise."""
     import time
@@ -186,12 +266,11 @@ def health(settings) -> None:
 @click.option("--all", "include_inactive", is_flag=True, help="Include targets no longer in the config.")
 def targets(settings, as_json, include_inactive) -> None:
     """Each target: status, last check, versions, last change."""
-    from .report import target_dict
+    from .report import target_list
 
     store = _store(settings)
     store.sync_targets(settings.targets, settings.interval)
-    counts = store.counts()
-    rows = [target_dict(t, *counts.get(t.id, (0, 0))) for t in store.targets(include_inactive)]
+    rows = target_list(store, include_inactive)
     store.close()
     if as_json:
         return _emit_json(rows)
@@ -274,7 +353,7 @@ def _version(store, target, ref: str | None, default):
 def diff(settings, name, from_version, to_version, as_json, full, color) -> None:
     """Word diff between two versions; by default the latest change. Removed words red and struck
     through, added words green ([-removed-] and {+added+} without colour)."""
-    from .report import diff_versions
+    from .report import diff_dict, diff_versions
 
     store = _store(settings)
     target = _target_or_fail(store, name)
@@ -291,7 +370,7 @@ def diff(settings, name, from_version, to_version, as_json, full, color) -> None
     result = diff_versions(store, old, new)
     store.close()
     if as_json:
-        return _emit_json({"target": name, "from_version": old.seq, "to_version": new.seq, **result})
+        return _emit_json(diff_dict(name, old, new, result))
     from .report import render_ops
 
     use_color = sys.stdout.isatty() if color is None else color
@@ -310,6 +389,7 @@ def diff(settings, name, from_version, to_version, as_json, full, color) -> None
 def show(settings, name, version, raw, as_json) -> None:
     """The extracted text (or the raw capture) of a version; by default the latest."""
     from .extract import parse_text
+    from .report import show_dict
 
     store = _store(settings)
     target = _target_or_fail(store, name)
@@ -325,8 +405,7 @@ def show(settings, name, version, raw, as_json) -> None:
     doc = parse_text(store.snapshots.get_text(chosen.text_sha))
     store.close()
     if as_json:
-        return _emit_json({"target": name, "version": chosen.seq, "first_seen": chosen.first_seen.isoformat(),
-                           "title": doc.title, "blocks": doc.blocks})
+        return _emit_json(show_dict(name, chosen, doc))
     click.echo(f"{doc.title}\n")
     click.echo("\n\n".join(doc.blocks))
 

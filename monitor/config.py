@@ -93,12 +93,16 @@ class MonitorSettings(Strict):
     base_url: str | None = None
     alert_retry: Duration = Field(30.0, description="first retry delay of a failed alert; doubles each time")
     alert_max_age: Duration = Field(86400.0, description="give up on an alert this old")
+    calibrate: bool = Field(True, description="fetch a new target twice to learn its volatile blocks")
+    calibrate_delay: DurationOrZero = 2.0
     alert_wait: DurationOrZero = Field(15.0, description="how long `monitor check` waits for due retries")
+    web_password: str | None = Field(None, min_length=8, description="the web UI's login (and HTTP Basic) password")
+    web_token: str | None = Field(None, min_length=16, description="the web API's bearer token, for tools")
 
 
-EVENT_KINDS = ("first", "added", "removed", "edited", "restored", "gone", "error", "recovered")
-Kind = Literal["first", "added", "removed", "edited", "restored", "gone", "error", "recovered"]
-DEFAULT_KINDS = tuple(k for k in EVENT_KINDS if k != "first")
+EVENT_KINDS = ("first", "added", "removed", "edited", "restored", "formatting", "gone", "error", "recovered")
+Kind = Literal["first", "added", "removed", "edited", "restored", "formatting", "gone", "error", "recovered"]
+DEFAULT_KINDS = tuple(k for k in EVENT_KINDS if k not in ("first", "formatting"))
 
 
 class Channel(Strict):
@@ -177,6 +181,8 @@ class Target(Strict):
     headers: dict[str, str] = {}
     tags: list[str] = []
     keywords: list[str] = []
+    calibrate: bool | None = None
+    learn: bool = True
 
     @field_validator("url")
     @classmethod

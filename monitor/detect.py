@@ -147,3 +147,37 @@ def classify(diff: dict, restored: Earlier | None = None) -> Verdict:
         kind = "edited"
     return Verdict(kind=kind, summary=summarise(kind, stats, found, restored), score=score(stats),
                    passages=found, restored=restored)
+
+
+# ---- error pages that answer 200 ----------------------------------------------------------------
+
+ERROR_PAGES = [
+    ("not found", re.compile(r"\b(404|page not found|not be found|cannot be found|doesn'?t exist|does not exist"
+                             r"|no longer available|page is missing)\b", re.I), True),
+    ("maintenance", re.compile(r"\b(under maintenance|scheduled maintenance|maintenance mode|be right back"
+                               r"|temporarily unavailable|service unavailable|we'?ll be back)\b", re.I), False),
+    ("login wall", re.compile(r"\b(sign in to continue|log in to continue|please (log|sign) in|login required"
+                              r"|you must be logged in|subscribe to (continue|read))\b", re.I), False),
+    ("captcha", re.compile(r"\b(captcha|are you a robot|not a robot|verify you are (a )?human|unusual traffic"
+                           r"|security check|checking your browser|just a moment|access denied)\b", re.I), False),
+    ("rate limit", re.compile(r"\b(too many requests|rate limit(ed)?|request limit)\b", re.I), False),
+]
+ERROR_PAGE_WORDS = 150  # an error page is short; a long article that mentions "404" is not one
+COLLAPSE_FROM = 100  # words: below this the usual size says little
+COLLAPSE_SHARE = 0.1  # an extraction under this share of the usual size has collapsed
+
+
+def error_page(title: str, blocks: list[str], previous_words: int | None) -> tuple[str, bool] | None:
+    """(reason, content gone?) when a 200 answer is really an error page, else None: a short page
+    whose title or first lines read like an error, or an extraction that collapsed to a tiny
+    fraction of the last good version's size."""
+    words = sum(len(b.split()) for b in blocks)
+    if words <= ERROR_PAGE_WORDS:
+        head = " ".join([title] + blocks[:4])
+        for label, pattern, gone in ERROR_PAGES:
+            if pattern.search(head):
+                return f"error page ({label}): {_quote(title or head, 80)}", gone
+    if previous_words and previous_words >= COLLAPSE_FROM and words < COLLAPSE_SHARE * previous_words:
+        return (f"content collapsed from {previous_words} to {words} words "
+                f"(an error page or a broken layout, not an edit)", True)
+    return None

@@ -463,8 +463,8 @@ def extract(html: str, selector: str | None = None, ignore: list[str] | tuple = 
         if rule is not None and rule["action"] == "drop":
             walker._ignore(text, block.path, f"learned volatile: {rule.get('reason') or 'changes on its own'}")
             continue
-        if rule is not None and mask_all(text) == rule["template"]:
-            text = rule["template"]
+        if rule is not None and mask_all(text) in rule["templates"]:
+            text = mask_all(text)
         if text:
             blocks.append(Block(text, block.path))
     for pattern in patterns:

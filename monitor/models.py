@@ -40,6 +40,9 @@ class Target(SQLModel, table=True):
     last_version_id: int | None = None
     last_check_id: int | None = None
     last_outcome: str | None = None  # outcome of the check row last_check_id points at
+    # Learned volatile blocks (monitor/volatile.py) and the per-path change counts behind them.
+    rules: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    path_strikes: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON))
 
 
 class Version(SQLModel, table=True):
@@ -69,7 +72,7 @@ class Change(SQLModel, table=True):
     target_id: int = Field(foreign_key="targets.id", index=True)
     from_version_id: int | None = Field(default=None, foreign_key="versions.id")
     to_version_id: int = Field(foreign_key="versions.id")
-    kind: str  # first | added | removed | edited | restored | rebaselined
+    kind: str  # first | added | removed | edited | restored | formatting | rebaselined
     restored_version_id: int | None = Field(default=None, foreign_key="versions.id")
     detected_at: datetime = Field(default_factory=utcnow)
     summary: str = ""

@@ -60,6 +60,8 @@ class TargetState:
     consecutive_errors: int
     consecutive_missing: int
     next_due_at: datetime | None
+    rules: list | None = None
+    path_strikes: dict | None = None
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -84,7 +86,7 @@ def make_engine(url: str) -> Engine:
 
 _STATE_COLUMNS = (Target.id, Target.name, Target.status, Target.etag, Target.last_modified, Target.last_raw_sha,
                   Target.last_version_id, Target.last_check_id, Target.last_outcome, Target.consecutive_errors,
-                  Target.consecutive_missing, Target.next_due_at)
+                  Target.consecutive_missing, Target.next_due_at, Target.rules, Target.path_strikes)
 
 
 BATCH_SIZE = 500
@@ -176,6 +178,12 @@ class Store:
     def set_next_due(self, target_id: int, when: datetime) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(Target).where(Target.id == target_id).values(next_due_at=when))
+
+    def set_rules(self, state: TargetState, rules: list[dict], strikes: dict[str, int]) -> None:
+        """Replace a target's learned volatile rules and per-path change counts."""
+        with self.engine.begin() as conn:
+            conn.execute(update(Target).where(Target.id == state.id).values(rules=rules, path_strikes=strikes))
+        state.rules, state.path_strikes = rules, strikes
 
     # ---- recording checks --------------------------------------------------------------------
 

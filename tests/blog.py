@@ -23,8 +23,15 @@ PARAGRAPHS = [
 ]
 
 
-def post(paragraphs: list[str] | None = None, title: str = TITLE, seed: int = 0) -> str:
-    """The post with the given article paragraphs; `seed` varies everything that is chrome."""
+READ_NEXT = ["How agencies modernize securely", "Five lessons from the field", "Cloud at the edge",
+             "A year of Azure Government", "Serving citizens faster", "Inside our compliance program"]
+
+
+def post(paragraphs: list[str] | None = None, title: str = TITLE, seed: int = 0, noisy: bool = False,
+         tip: str = "") -> str:
+    """The post with the given article paragraphs; `seed` varies everything that is chrome.
+    `noisy` adds chrome inside the article that no class name gives away (a render stamp and a
+    rotating "read next" box); `tip` adds a box whose text the caller changes at will."""
     rng = random.Random(seed)
     paragraphs = PARAGRAPHS if paragraphs is None else paragraphs
     nonce = "%032x" % rng.getrandbits(128)
@@ -50,10 +57,13 @@ def post(paragraphs: list[str] | None = None, title: str = TITLE, seed: int = 0)
 <article id="post-12345" class="post type-post status-publish">
 <header class="entry-header"><h1 class="entry-title">{html.escape(title)}</h1>
 <div class="entry-meta">Posted on <time datetime="2018-01-24">January 24, 2018</time> by Tom Keane</div></header>
+{f'<p class="render-info">Rendered {stamp} by node {nonce[:6]}</p>' if noisy else ''}
 <div class="share-bar"><span class="share-count">{shares} shares</span> <a href="/share?n={nonce}">Share</a></div>
 <div class="entry-content">
 {body}
 </div>
+{f'<div class="read-next"><h3>Read next</h3><p>{rng.choice(READ_NEXT)}</p></div>' if noisy else ''}
+{f'<div class="tip-box"><p>{html.escape(tip)}</p></div>' if tip else ''}
 <footer class="entry-footer">Tags: <a href="/tag/azure">Azure</a>, <a href="/tag/government">Government</a></footer>
 </article>
 <section class="comments"><h2>{rng.randint(0, 90)} comments</h2></section>

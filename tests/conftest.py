@@ -151,6 +151,7 @@ HEAD = """
 interval = "{interval}"
 jitter = 0
 retries = 0
+calibrate = false
 timeout = "3s"
 max_bytes = 500000
 """

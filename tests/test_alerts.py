@@ -20,6 +20,7 @@ def config(server, receiver=None, smtp=None, extra="", target_extra="", channels
     text = f"""
 [monitor]
 retries = 0
+calibrate = false
 alert_retry = "1s"
 alert_wait = "{wait}"
 base_url = "https://monitor.example.org"

@@ -9,6 +9,7 @@ import blog
 CONFIG = """
 [monitor]
 retries = 0
+calibrate = false
 
 [[targets]]
 name = "post"

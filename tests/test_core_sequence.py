@@ -8,6 +8,7 @@ import blog
 CONFIG = """
 [monitor]
 retries = 0
+calibrate = false
 
 [[targets]]
 name = "azure-gov-ice-post"

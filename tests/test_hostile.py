@@ -14,6 +14,7 @@ GOOD = "<html><head><title>Post</title></head><body><article><h1>Post</h1><p>The
 CONFIG = """
 [monitor]
 retries = 0
+calibrate = false
 timeout = "2s"
 max_bytes = 1000000
 max_redirects = 5

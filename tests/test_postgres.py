@@ -193,6 +193,7 @@ CONFIG = """
 [monitor]
 database = "{database}"
 retries = 0
+calibrate = false
 
 [[targets]]
 name = "azure-gov-ice-post"

@@ -1,0 +1,76 @@
+"""Learning which blocks of a page change on their own (timestamps, nonces, rotating lists), so
+they stop raising alerts. Pure functions over extracted pages; the rules are stored per target.
+
+A rule names a block path (see extract.path_of) and an action:
+- "mask": the block's text always has the same shape once numbers and ids are masked
+  (`Generated 2018-06-18T09:12:03Z · request 7f3a…`): it is kept, masked;
+- "drop": the text at that path changes wholesale (a rotating "trending" list): it is dropped.
+
+Rules come from two sources: calibration (two fetches of a new target a moment apart: whatever
+differs is volatile), and experience (a path that changed in PATH_STRIKES changes while the rest
+of the page stayed put).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .extract import Extracted, mask_all
+
+DROP_SHARE = 0.25  # a path holding more of the page's words than this is never dropped
+PATH_STRIKES = 3  # changes confined to one path before it is learned as volatile
+LONE_CHANGE_PATHS = 2  # a change touching at most this many paths counts as "the rest stayed put"
+
+
+def _by_path(page: Extracted) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for text, path in zip(page.blocks, page.paths):
+        grouped[path].append(text)
+    return grouped
+
+
+def rule_for(path: str, old: list[str], new: list[str], total_words: int, reason: str) -> dict | None:
+    """The rule for a path whose blocks went from `old` to `new`, or None when neither masking
+    nor dropping is safe (the path holds too much of the page)."""
+    templates = sorted({mask_all(t) for t in old} | {mask_all(t) for t in new})
+    if len(old) == len(new) and [mask_all(t) for t in old] == [mask_all(t) for t in new]:
+        return {"path": path, "action": "mask", "templates": templates, "reason": reason}
+    words = sum(len(t.split()) for t in old + new) / 2
+    if total_words and words > DROP_SHARE * total_words:
+        return None
+    return {"path": path, "action": "drop", "reason": reason}
+
+
+def changed_paths(old: Extracted, new: Extracted) -> dict[str, tuple[list[str], list[str]]]:
+    """Paths whose blocks differ between two extractions: path -> (old texts, new texts)."""
+    a, b = _by_path(old), _by_path(new)
+    return {p: (a.get(p, []), b.get(p, [])) for p in set(a) | set(b) if a.get(p, []) != b.get(p, [])}
+
+
+def calibrate(first: Extracted, second: Extracted) -> list[dict]:
+    """Rules from two fetches of the same page a moment apart."""
+    total = max(first.word_count, 1)
+    rules = []
+    for path, (old, new) in sorted(changed_paths(first, second).items()):
+        rule = rule_for(path, old, new, total, "differed between two fetches a moment apart")
+        if rule:
+            rules.append(rule)
+    return rules
+
+
+def learn(old: Extracted, new: Extracted, strikes: dict[str, int]) -> tuple[list[dict], dict[str, int]]:
+    """After a change: count it against the paths it touched when it touched few; return rules
+    for paths that reached PATH_STRIKES, and the updated counts."""
+    changed = changed_paths(old, new)
+    if not changed or len(changed) > LONE_CHANGE_PATHS:
+        return [], strikes
+    strikes = dict(strikes)
+    rules = []
+    for path, (before, after) in changed.items():
+        strikes[path] = strikes.get(path, 0) + 1
+        if strikes[path] >= PATH_STRIKES:
+            rule = rule_for(path, before, after, max(old.word_count, 1),
+                            f"changed alone in {strikes[path]} changes while the rest stayed put")
+            if rule:
+                rules.append(rule)
+                del strikes[path]
+    return rules, strikes
