@@ -55,13 +55,24 @@ class Checker:
         return at + timedelta(seconds=self.settings.interval(target))
 
     async def check_many(self, targets: list[Target], states: dict[str, TargetState]) -> list[CheckResult]:
+        """Check targets concurrently; then calibrate the ones seen for the first time."""
         limit = asyncio.Semaphore(self.settings.monitor.concurrency)
+        started = time.monotonic()
 
         async def one(target: Target) -> CheckResult:
             async with limit:
                 return await self.check(target, states[target.name])
 
-        return await asyncio.gather(*(one(t) for t in targets))
+        async def calibrate(target: Target) -> int:
+            async with limit:
+                return await self.calibrate(target, states[target.name])
+
+        results = await asyncio.gather(*(one(t) for t in targets))
+        new = [t for t, r in zip(targets, results) if r.outcome == "first" and self.calibrates(t)]
+        if new:
+            await asyncio.sleep(max(0.0, self.settings.monitor.calibrate_delay - (time.monotonic() - started)))
+            await asyncio.gather(*(calibrate(t) for t in new))
+        return results
 
     async def check(self, target: Target, state: TargetState) -> CheckResult:
         """Never raises for a bad page or a failing store: the problem becomes the check's error."""
@@ -100,15 +111,13 @@ class Checker:
             error = f"HTTP {status}"
         if error is None and fetched.not_modified:
             return self._unchanged(state, fetched, at, started, due, raw_sha=None)
-        extracted = None
+        extracted = previous = None
         raw_sha = key = ""
         if error is None:
             raw_sha = hashlib.sha256(fetched.body).hexdigest()
             if raw_sha == state.last_raw_sha:
                 return self._unchanged(state, fetched, at, started, due, raw_sha=None)
             try:
-                if state.last_version_id is None and self._calibrates(target):
-                    await self._calibrate(target, state, fetched)
                 rules = self._rules(target, state)
                 key = settings_key(target.selector, target.ignore, target.ignore_text, rules)
                 extracted = self._extract(target, fetched.text, fetched.final_url, rules)
@@ -117,10 +126,10 @@ class Checker:
             except Exception as exc:  # the parser choking on hostile markup
                 error = f"could not parse the page: {type(exc).__name__}: {exc}"
             else:
-                previous_words = self.store.version(state.last_version_id).words if state.last_version_id else None
+                previous = self.store.version(state.last_version_id) if state.last_version_id else None
                 page_error = (("page has no text content (an empty page or an error page)", True)
                               if not extracted.blocks else
-                              detect.error_page(extracted.title, extracted.blocks, previous_words))
+                              detect.error_page(extracted.title, extracted.blocks, previous and previous.words))
                 if page_error:
                     error, missing = page_error
         if error is not None:
@@ -128,23 +137,32 @@ class Checker:
                                                self.settings.monitor.gone_after, due)
             return CheckResult(target.name, "missing" if missing else "error", _ms(started), status,
                                error=error, events=events)
-        return self._compare(target, state, fetched, extracted, raw_sha, key, at, started, due)
+        return self._compare(target, state, previous, fetched, extracted, raw_sha, key, at, started, due)
 
-    def _calibrates(self, target: Target) -> bool:
+    def calibrates(self, target: Target) -> bool:
         return target.learn and (self.settings.monitor.calibrate if target.calibrate is None else target.calibrate)
 
-    async def _calibrate(self, target: Target, state: TargetState, first: FetchResult) -> None:
-        """A new target: fetch it again a moment later; blocks that differ are volatile."""
-        await asyncio.sleep(self.settings.monitor.calibrate_delay)
-        second = await self.fetcher.fetch(target.url, headers=target.headers)
-        if not second.ok or second.not_modified or second.body == first.body:
-            return
-        a = self._extract(target, first.text, first.final_url, [])
-        b = self._extract(target, second.text, second.final_url, [])
-        rules = volatile.calibrate(a, b)
+    async def calibrate(self, target: Target, state: TargetState) -> int:
+        """Fetch a newly added target once more, a moment after its first version: blocks that
+        differ between the two are volatile. Returns the number of rules learned. The next
+        check re-reads the first version with them (a silent 'rebaselined' version)."""
+        if state.last_version_id is None:
+            return 0
+        first = self.store.version(state.last_version_id)
+        fetched = await self.fetcher.fetch(target.url, headers=target.headers)
+        if not fetched.ok or fetched.not_modified or hashlib.sha256(fetched.body).hexdigest() == first.raw_sha:
+            return 0
+        try:
+            old_html = decode(self.store.snapshots.get(first.raw_sha), (first.headers or {}).get("content-type"))[0]
+            rules = volatile.calibrate(self._extract(target, old_html, first.final_url, []),
+                                       self._extract(target, fetched.text, fetched.final_url, []))
+        except Exception:  # calibration is an optimisation: a page it cannot read is checked as usual
+            log.exception("calibrating %s failed", target.name)
+            return 0
         if rules:
-            log.info("%s: learned %d volatile blocks from two fetches", target.name, len(rules))
-            self.store.set_rules(state, rules, dict(state.path_strikes or {}))
+            log.info("%s: learned %d volatile blocks from a second fetch", target.name, len(rules))
+            self.store.set_rules(state, list(state.rules or []) + rules, dict(state.path_strikes or {}))
+        return len(rules)
 
     def _unchanged(self, state, fetched, at, started, due, raw_sha) -> CheckResult:
         was_failing = state.status in ("error", "gone")
@@ -154,27 +172,24 @@ class Checker:
         return CheckResult(state.name, "unchanged", _ms(started), fetched.status,
                            events=["recovered"] if was_failing else [])
 
-    def _compare(self, target: Target, state: TargetState, fetched: FetchResult, extracted: Extracted,
+    def _compare(self, target: Target, state: TargetState, previous, fetched: FetchResult, extracted: Extracted,
                  raw_sha: str, key: str, at: datetime, started: float, due: datetime) -> CheckResult:
         text = extracted.text()
         text_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        change = previous = None
-        if state.last_version_id is not None:
-            previous = self.store.version(state.last_version_id)
+        change = None
+        if previous is not None:
             if previous.text_sha == text_sha:
                 return self._unchanged(state, fetched, at, started, due, raw_sha=raw_sha)
-            rules = self._rules(target, state)
-            if previous.extract_key != key or target.learn:
-                # Read the previous capture again the current way: when the extraction settings,
-                # the learned rules or the extractor changed since, only the page's own edits
-                # count; and learning needs the old blocks' paths.
+            if previous.extract_key != key:
+                # Extraction settings, learned rules or the extractor changed since: read the
+                # previous capture again the current way, so only the page's own edits count.
                 old_html = decode(self.store.snapshots.get(previous.raw_sha),
                                   (previous.headers or {}).get("content-type"))[0]
-                old = self._extract(target, old_html, previous.final_url, rules)
+                old = self._extract(target, old_html, previous.final_url, self._rules(target, state))
             else:
                 old = parse_text(self.store.snapshots.get_text(previous.text_sha))
             if target.learn and old.lines != extracted.lines:
-                learned, strikes = volatile.learn(old, extracted, state.path_strikes or {})
+                learned, strikes = volatile.learn(old.blocks, extracted, state.path_strikes or {})
                 if learned or strikes != (state.path_strikes or {}):
                     self.store.set_rules(state, list(state.rules or []) + learned, strikes)
             change = self._classify(state, previous, old, extracted, text_sha)
@@ -193,14 +208,15 @@ class Checker:
             # Same text under new extraction settings: a new baseline, not an edit.
             return {"kind": "rebaselined", "summary": "extraction settings changed; text the same", "score": 0.0,
                     "stats": {}, "passages": [], "alert": False}
-        if fold("\n".join(old.lines)) == fold("\n".join(new.lines)):
-            return {"kind": "formatting", "summary": "typography only (quotes, dashes, spaces): no words changed",
-                    "score": 0.0, "stats": {}, "passages": [], "alert": True}
         earlier = self.store.earliest_with_text(state.id, text_sha, exclude_id=previous.id)
         restored = detect.Earlier(earlier.id, earlier.seq, earlier.first_seen) if earlier else None
         result = diff_blocks(old.lines, new.lines)
         verdict = detect.classify(result, restored)
         stats = dict(result["stats"], fallback=result["fallback"])
+        if not restored and len(verdict.passages) < detect.MAX_PASSAGES and all(
+                fold(p["removed"]) == fold(p["added"]) for p in verdict.passages):
+            return {"kind": "formatting", "summary": "typography only (quotes, dashes, ellipses): no words changed",
+                    "score": 0.0, "stats": stats, "passages": verdict.passages, "alert": True}
         return {"kind": verdict.kind, "summary": verdict.summary, "score": verdict.score, "stats": stats,
                 "passages": verdict.passages, "restored_version_id": earlier.id if earlier else None,
                 "same_as_id": earlier.id if earlier else None, "alert": True}

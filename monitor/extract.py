@@ -55,7 +55,7 @@ CHROME_NAMES = re.compile(
     r"|popup|disqus|claps?|reactions?|likes?|footer)(?:$|[-_\d])", re.I)
 CONTENT_NAMES = re.compile(r"article|body|content|entry|main|page|post|text|blog|story|release|news", re.I)
 
-_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), None)
+_INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 _SPACES = re.compile(r"\s+")
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
 _PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
@@ -112,8 +112,9 @@ def parse_text(text: str) -> Extracted:
 
 
 def normalise(text: str) -> str:
-    text = unicodedata.normalize("NFC", text).translate(_INVISIBLE)
-    return _SPACES.sub(" ", text).strip()
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    return _SPACES.sub(" ", _INVISIBLE.sub("", text)).strip()
 
 
 def fold(text: str) -> str:
@@ -121,8 +122,18 @@ def fold(text: str) -> str:
     return text.translate(_FOLD)
 
 
+_COUNTER_HINT = re.compile(rf"\b(?:{_COUNTER_WORDS}|ago)\b", re.I)
+_DIGIT = re.compile(r"\d")
+
+
+COUNTER_LINE_WORDS = 20  # counters live in short meta lines; prose keeps its numbers
+
+
 def mask_counters(text: str) -> str:
-    """'1,234 views', 'Comments (12)', '5 minutes ago' -> numbers replaced by '#'."""
+    """'1,234 views', 'Comments (12)', '5 minutes ago' -> numbers replaced by '#', in short
+    lines only ("We received 3 comments from regulators" in a paragraph is content)."""
+    if text.count(" ") >= COUNTER_LINE_WORDS or not _DIGIT.search(text) or not _COUNTER_HINT.search(text):
+        return text
     text = _RELATIVE_TIME.sub(lambda m: re.sub(r"\d+", "#", m.group(0)), text)
     text = _COUNT_BEFORE.sub("#", text)
     return _COUNT_AFTER.sub(lambda m: m.group(1) + "#", text)
@@ -189,21 +200,32 @@ def _words(el) -> int:
     return len(el.text_content().split())
 
 
-def path_of(el) -> str:
+_GENERATED = re.compile(r"\d{3,}")
+
+
+def _segment(el) -> str:
+    seg = _tag(el)
+    ident = el.get("id")
+    if ident and not _GENERATED.search(ident):
+        seg += f"#{ident}"
+    classes = [c for c in (el.get("class") or "").split() if not _GENERATED.search(c)]
+    if classes:
+        seg += f".{classes[0]}"
+    return seg
+
+
+def path_of(el, cache: dict | None = None) -> str:
     """A stable name for an element's place: tag#id.class segments up to the body, without
     generated-looking ids and classes (long digit runs) or positions."""
-    segments = []
-    while el is not None and _tag(el) not in ("body", "html", None):
-        seg = _tag(el)
-        ident = el.get("id")
-        if ident and not re.search(r"\d{3,}", ident):
-            seg += f"#{ident}"
-        classes = [c for c in (el.get("class") or "").split() if not re.search(r"\d{3,}", c)]
-        if classes:
-            seg += f".{classes[0]}"
-        segments.append(seg)
-        el = el.getparent()
-    return " > ".join(reversed(segments))
+    if el is None or _tag(el) in ("body", "html", None):
+        return ""
+    if cache is not None and el in cache:
+        return cache[el]
+    parent = path_of(el.getparent(), cache)
+    path = f"{parent} > {_segment(el)}" if parent else _segment(el)
+    if cache is not None:
+        cache[el] = path
+    return path
 
 
 class _Walker:
@@ -216,11 +238,12 @@ class _Walker:
         self.blocks: list[Block] = []
         self.ignored: list[Block] = []
         self.scope_words = 0
+        self._paths: dict = {}
 
     def _emit(self, text: str, el) -> None:
         text = normalise(text)
         if text:
-            self.blocks.append(Block(text, path_of(el)))
+            self.blocks.append(Block(text, path_of(el, self._paths)))
 
     def _ignore(self, text: str, path: str, reason: str) -> None:
         if self.explain:

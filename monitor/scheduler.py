@@ -87,6 +87,9 @@ class Daemon:
         result = await asyncio.shield(task)
         if result.events:
             self.outbox.wake.set()
+        if result.outcome == "first" and self.checker.calibrates(target):
+            await asyncio.sleep(self.settings.monitor.calibrate_delay)
+            await self.checker.calibrate(target, self.store.state(name))
         level = {"unchanged": logging.DEBUG, "error": logging.WARNING, "missing": logging.WARNING}
         log.log(level.get(result.outcome, logging.INFO), "%s", result.line())
 

@@ -57,20 +57,29 @@ def calibrate(first: Extracted, second: Extracted) -> list[dict]:
     return rules
 
 
-def learn(old: Extracted, new: Extracted, strikes: dict[str, int]) -> tuple[list[dict], dict[str, int]]:
-    """After a change: count it against the paths it touched when it touched few; return rules
-    for paths that reached PATH_STRIKES, and the updated counts."""
-    changed = changed_paths(old, new)
+def learn(old_blocks: list[str], new: Extracted, strikes: dict[str, int]) -> tuple[list[dict], dict[str, int]]:
+    """After a change: when it touched few paths, count it against them; return rules for paths
+    that reached PATH_STRIKES, and the updated counts. Paths are those of the new blocks whose
+    text is new (a block replaced in place); a pure removal teaches nothing."""
+    before = set(old_blocks)
+    changed: dict[str, list[str]] = defaultdict(list)
+    for text, path in zip(new.blocks, new.paths):
+        if text not in before:
+            changed[path].append(text)
     if not changed or len(changed) > LONE_CHANGE_PATHS:
         return [], strikes
     strikes = dict(strikes)
+    old_shapes = {mask_all(t) for t in old_blocks}
     rules = []
-    for path, (before, after) in changed.items():
+    for path, texts in changed.items():
         strikes[path] = strikes.get(path, 0) + 1
-        if strikes[path] >= PATH_STRIKES:
-            rule = rule_for(path, before, after, max(old.word_count, 1),
-                            f"changed alone in {strikes[path]} changes while the rest stayed put")
-            if rule:
-                rules.append(rule)
-                del strikes[path]
+        if strikes[path] < PATH_STRIKES:
+            continue
+        reason = f"changed alone in {strikes[path]} changes while the rest stayed put"
+        shapes = sorted({mask_all(t) for t in texts})
+        if all(shape in old_shapes for shape in shapes):
+            rules.append({"path": path, "action": "mask", "templates": shapes, "reason": reason})
+        elif sum(len(t.split()) for t in texts) <= DROP_SHARE * max(new.word_count, 1):
+            rules.append({"path": path, "action": "drop", "reason": reason})
+        del strikes[path]
     return rules, strikes

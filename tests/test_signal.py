@@ -65,8 +65,11 @@ class LivePost:
         server.set("/post", Page(handler=handler))
 
 
-def kinds(workspace):
-    return [c["kind"] for c in reversed(workspace.json("history", "post")["changes"])]
+def kinds(workspace, silent=False):
+    """The target's change kinds, oldest first; without the silent 'rebaselined' versions that
+    learning a volatile block makes (the first version re-read without that block)."""
+    return [c["kind"] for c in reversed(workspace.json("history", "post")["changes"])
+            if silent or c["kind"] != "rebaselined"]
 
 
 def test_ice_sequence_with_rotating_chrome_and_no_selector(server, workspace, receiver):
@@ -75,7 +78,7 @@ def test_ice_sequence_with_rotating_chrome_and_no_selector(server, workspace, re
     workspace.run("check")  # first version, calibrated with a second fetch
     for _ in range(4):  # every fetch has new nonces, share counts, stamps and a new "read next"
         workspace.run("check")
-    assert kinds(workspace) == ["first"]
+    assert kinds(workspace, silent=True) == ["first", "rebaselined"], "calibration learned, nothing alerted"
 
     live.paragraphs = WITHOUT_ICE
     workspace.run("check")
@@ -110,7 +113,7 @@ def test_a_block_that_keeps_changing_alone_is_learned(server, workspace, receive
     assert kinds(workspace) == ["first", "edited", "edited", "edited"]
     live.tip = "Tip: patch on Tuesdays."
     workspace.run("check")
-    assert kinds(workspace)[-1] == "rebaselined", "after three lone changes the tip box is volatile"
+    assert kinds(workspace, silent=True)[-1] == "rebaselined", "after three lone changes the tip box is volatile"
     live.tip = "Tip: back up twice."
     workspace.run("check")
     live.paragraphs = WITHOUT_ICE  # a real edit still alerts
