@@ -46,11 +46,15 @@ DROP_TAGS = frozenset(
     "option datalist".split()
 )
 CHROME_TAGS = frozenset(("nav", "aside", "footer", "dialog"))
+# Text elements are judged by where they sit, not by their class names (which generated CSS
+# fills with short tokens like "ad" or "nav").
+TEXT_TAGS = frozenset("p h1 h2 h3 h4 h5 h6 li dt dd blockquote pre figcaption caption td th".split())
 CHROME_ROLES = frozenset(("navigation", "banner", "contentinfo", "complementary", "search", "dialog"))
 SMALL_FORM_WORDS = 60  # a form with more text than this is a page layout (ASP.NET), not a widget
 CHROME_NAMES = re.compile(
-    r"(?:^|[-_])(share|sharing|sharedaddy|social|related|comments?|respond|newsletter|subscribe|subscription"
-    r"|cookies?|consent|gdpr|banner|advert|advertisement|ads?|adslot|sponsored|promo|popular|trending|widgets?"
+    r"(?:^|[-_])(share\w*|sharing|social\w*|related|comments?|respond|newsletter|subscribe|subscription"
+    r"|cookies?|consent|gdpr|banner|advert|advertisement|ad(?=[-_])|adslot|adsbygoogle|sponsored|promo|popular"
+    r"|trending|widgets?"
     r"|sidebar|breadcrumbs?|pagination|pager|navigation|navbar|nav|menu|masthead|toolbar|skip|signup|modal"
     r"|popup|disqus|claps?|reactions?|likes?|footer)(?:$|[-_\d])", re.I)
 CONTENT_NAMES = re.compile(r"article|body|content|entry|main|page|post|text|blog|story|release|news", re.I)
@@ -266,7 +270,7 @@ class _Walker:
             return "page chrome: site header"
         if tag == "form" and _words(el) <= SMALL_FORM_WORDS:
             return "page chrome: form"
-        names = _names(el)
+        names = _names(el) if tag not in TEXT_TAGS else ""
         # A big container named after chrome is a layout wrapper ("content-with-sidebar"), not a widget.
         if names and CHROME_NAMES.search(names.replace(" ", "-")) and _words(el) < 0.4 * self.scope_words:
             return f"page chrome: {names!r}"
@@ -384,13 +388,13 @@ def _best_container(body):
         return scores[el] * (1 - links / text)
     best = max(scores, key=final)
     # Climb while what the parent adds is prose rather than links (a lead image and caption, the
-    # headline and byline), and no more than the container itself: menus and link lists stop it.
+    # headline and byline) and at most half as much again: menus and link lists stop it.
     while (parent := best.getparent()) is not None and _tag(parent) not in ("body", "html"):
         words, extra_words, extra_link_words = _words(best), _words(parent) - _words(best), 0
         for child in parent:
             if child is not best and isinstance(child.tag, str):
                 extra_link_words += sum(len(a.text_content().split()) for a in child.iter("a"))
-        if extra_words > words or (extra_words and extra_link_words > 0.5 * extra_words):
+        if extra_words > 0.5 * words or (extra_words and extra_link_words > 0.3 * extra_words):
             break
         best = parent
     return best
