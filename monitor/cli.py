@@ -106,11 +106,11 @@ def _web_options(func):
                         help="Address of the web UI; any but loopback needs web_password or web_token.")(func)
 
 
-def _web_server(settings, store, host: str, port: int, embedded: bool = False):
+def _web_server(settings, store, host: str, port: int):
     from .web.server import ServeError, WebServer
 
     try:
-        return WebServer(settings, store, host, port, embedded=embedded)
+        return WebServer(settings, store, host, port)
     except ServeError as exc:
         store.close()
         click.echo(f"error: {exc}", err=True)
@@ -129,7 +129,7 @@ def run(settings, with_web, host, port) -> None:
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
     store = _store(settings)
-    web = _web_server(settings, store, host, port, embedded=True) if with_web else None
+    web = _web_server(settings, store, host, port) if with_web else None
     try:
         run_daemon(settings, store, web)
     finally:

@@ -1,4 +1,5 @@
-"""Stored rows -> the documented JSON shapes (shared by every reader) and terminal text."""
+"""Stored rows -> the documented JSON shapes (shared by every reader: the CLI's `--json` and the
+web API; monitor/schema.py describes them) and terminal text."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -61,6 +62,11 @@ def change_dict(change: Change, seq_of: dict[int, int]) -> dict:
     }
 
 
+def target_change_dict(change: Change, seq_of: dict[int, int], target: str) -> dict:
+    """A change in a list across targets: change_dict plus the target's name."""
+    return {**change_dict(change, seq_of), "target": target}
+
+
 def check_dict(check: Check, seq_of: dict[int, int]) -> dict:
     return {
         "at": iso(check.at),
@@ -97,6 +103,15 @@ def alert_dict(alert: Alert, event: Event, target: Target) -> dict:
     }
 
 
+def target_list(store: Store, include_inactive: bool = False) -> list[dict]:
+    counts = store.counts()
+    return [target_dict(t, *counts.get(t.id, (0, 0))) for t in store.targets(include_inactive)]
+
+
+def alert_list(store: Store, failed_only: bool = False, limit: int = 200) -> list[dict]:
+    return [alert_dict(alert, event, target) for alert, event, target in store.alerts(failed_only, limit)]
+
+
 def history(store: Store, name: str, checks: int = 50) -> dict:
     target = store.target(name)
     versions = store.versions(target.id)
@@ -111,13 +126,25 @@ def history(store: Store, name: str, checks: int = 50) -> dict:
     }
 
 
-def version_text(store: Store, version: Version) -> list[str]:
-    return parse_text(store.snapshots.get_text(version.text_sha)).lines
-
-
 def diff_versions(store: Store, old: Version, new: Version) -> dict:
     """Word diff between two stored versions (recomputed from the snapshots: diffs are pure)."""
-    return diff_blocks(version_text(store, old), version_text(store, new))
+    return diff_texts(store.snapshots.get_text(old.text_sha), store.snapshots.get_text(new.text_sha))
+
+
+def diff_texts(old: str, new: str) -> dict:
+    """Word diff between two stored texts (as Snapshots.get_text returns them)."""
+    return diff_blocks(parse_text(old).lines, parse_text(new).lines)
+
+
+def diff_dict(name: str, old: Version, new: Version, result: dict) -> dict:
+    """`monitor diff --json`: diff_versions() with the target and the two version numbers."""
+    return {"target": name, "from_version": old.seq, "to_version": new.seq, **result}
+
+
+def show_dict(name: str, version: Version, doc) -> dict:
+    """`monitor show --json`: one version's extracted text (doc: extract.parse_text's result)."""
+    return {"target": name, "version": version.seq, "first_seen": version.first_seen.isoformat(),
+            "title": doc.title, "blocks": doc.blocks}
 
 
 def render_ops(ops: list[list], color: bool, context: int | None = 2) -> str:

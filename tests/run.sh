@@ -25,5 +25,19 @@ if ! have_postgres; then
     fi
 fi
 
+# tests/test_web_browser.py drives Debian's Chromium headless through Playwright's Python package
+# (which never downloads a browser of its own here); $CHROMIUM may name another Chromium binary.
+if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "run.sh: installing Chromium (Debian package 'chromium') for tests/test_web_browser.py" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+    else
+        echo "run.sh: /usr/bin/chromium not found and cannot install it (needs root and apt-get):" \
+             "tests/test_web_browser.py will fail (or set CHROMIUM to a Chromium binary)" >&2
+    fi
+fi
+
 python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
 exec python3 -m pytest "$@"

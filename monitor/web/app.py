@@ -1,0 +1,156 @@
+"""The ASGI app: pages, JSON API and feeds over the store. It only reads what the pipeline stored."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.exceptions import HTTPException
+from starlette.staticfiles import StaticFiles
+
+from .. import config
+from ..config import Settings
+from ..report import iso
+from ..snapshots import SnapshotError
+from ..store import Store
+from . import render
+from .auth import Auth, Guard
+from .texts import Texts
+
+HERE = Path(__file__).parent
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+RELOAD_EVERY = 2.0  # seconds between looks at the config file's modification time
+
+
+class LiveSettings:
+    """The config as the UI reads it (tags, keywords, base_url), re-read when the file changes,
+    as the daemon does; a config with mistakes is ignored until fixed."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._mtime = self._stat()
+        self._looked = time.monotonic()
+
+    def _stat(self) -> float | None:
+        try:
+            return self.settings.path.stat().st_mtime
+        except OSError:
+            return None
+
+    def get(self) -> Settings:
+        now = time.monotonic()
+        if now - self._looked >= RELOAD_EVERY:
+            self._looked = now
+            mtime = self._stat()
+            if mtime != self._mtime:
+                self._mtime = mtime
+                try:
+                    self.settings = config.load(self.settings.path)
+                except config.ConfigError:
+                    pass
+        return self.settings
+
+    def target(self, name: str):
+        """The configured target of that name, or None (no longer in the config)."""
+        return next((t for t in self.get().targets if t.name == name), None)
+
+    def keywords(self, name: str) -> list[str]:
+        target = self.target(name)
+        return list(target.keywords) if target else []
+
+
+@dataclass
+class Web:
+    """What every route needs, kept on app.state.web."""
+
+    store: Store
+    live: LiveSettings
+    texts: Texts
+    auth: Auth
+    env: Environment
+
+
+def web_of(request: Request) -> Web:
+    """What every route needs."""
+    return request.app.state.web
+
+
+def templates() -> Environment:
+    env = Environment(loader=PackageLoader("monitor.web", "templates"), autoescape=select_autoescape(("html", "xml")),
+                      trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+    env.globals.update(t=render.time_tag, kind_titles=_kind_titles())
+    env.filters["iso"] = lambda when: iso(render.utc(when))
+    return env
+
+
+def _kind_titles() -> dict[str, str]:
+    from ..alerts.message import KIND_TITLES
+
+    return {**KIND_TITLES, "first": "First version", "rebaselined": "Rebaselined"}
+
+
+def create_app(settings: Settings, store: Store, auth: Auth | None = None) -> FastAPI:
+    from . import api, captures, feeds, login, pages
+
+    auth = auth or Auth.from_settings(settings.monitor)
+    app = FastAPI(title="monitor", version="1", openapi_url="/api/openapi.json", docs_url=None, redoc_url=None,
+                  description="Read-only JSON API over the monitor's history: targets, versions, changes, word "
+                              "diffs between any two versions, search over stored text, and the alert outbox. "
+                              "The shapes are those of the CLI's `--json` output.")
+    app.state.web = Web(store, LiveSettings(settings), Texts(store.snapshots), auth, templates())
+    app.include_router(api.router, prefix="/api")
+    for module in (pages, captures, feeds, login):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_exception_handler(HTTPException, _error)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(SnapshotError, _damaged)
+    app.add_middleware(Guard, auth=auth, allowed_hosts=None if auth.required else _hosts(settings))
+    return app
+
+
+def _hosts(settings: Settings) -> set[str]:
+    """Without a login, the Host names the UI answers to: loopback, and base_url's host."""
+    hosts = set(LOOPBACK_HOSTS)
+    if settings.monitor.base_url:
+        hosts.add((urlsplit(settings.monitor.base_url).hostname or "").lower())
+    return hosts
+
+
+def _wants_json(request: Request) -> bool:
+    path = request.url.path[len(request.scope.get("root_path", "")):]
+    return path.startswith(("/api/", "/raw/")) or path.endswith((".atom", ".rss"))
+
+
+def _page(request: Request, code: int, message: str, headers=None):
+    from .pages import render_page
+
+    if _wants_json(request):
+        return JSONResponse({"detail": message}, status_code=code, headers=headers)
+    response = render_page(request, "error.html", code=code, message=message)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+async def _error(request: Request, exc: HTTPException):
+    return _page(request, exc.status_code, exc.detail, exc.headers)
+
+
+async def _invalid(request: Request, exc: RequestValidationError):
+    """The API answers 422 with FastAPI's details; a page, 400 in words."""
+    if _wants_json(request):
+        return await request_validation_exception_handler(request, exc)
+    problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in exc.errors())
+    return _page(request, 400, f"Bad address ({problems})")
+
+
+async def _damaged(request: Request, exc: SnapshotError):
+    """A capture or text missing or damaged on disk: say which, never show half a page."""
+    return _page(request, 500, str(exc))

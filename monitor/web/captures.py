@@ -1,0 +1,66 @@
+"""Raw captures, as fetched: shown only as escaped source, or served under a sandboxing
+Content-Security-Policy for the version page's sandboxed frame (or to download)."""
+from __future__ import annotations
+
+import codecs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from .api import target_or_404, version_or_404
+from .app import web_of
+from .pages import feed_links, render_page
+
+router = APIRouter(include_in_schema=False)
+
+# A raw capture runs nothing and loads nothing: `sandbox` makes it an opaque origin with scripts,
+# forms, popups and plugins off even when the URL is opened directly; only its inline styles and
+# data: images render.
+CAPTURE_POLICY = ("sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
+                  "frame-ancestors 'self'")
+CAPTURE_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "text/xml", "application/xml")
+
+
+@router.get("/targets/{name}/versions/{version}/source")
+def source(request: Request, name: str, version: str):
+    web = web_of(request)
+    row = target_or_404(web.store, name)
+    v = version_or_404(web.store, row, version)
+    raw = web.store.snapshots.get(v.raw_sha)
+    return render_page(request, "source.html", alternates=feed_links(request, name), target=row, version=v,
+                       source=raw.decode(_charset(v.headers), errors="replace"), size=len(raw))
+
+
+@router.get("/raw/{name}/{version}")
+def raw(request: Request, name: str, version: str, download: bool = False):
+    """The capture as fetched, for the sandboxed frame on the version page (or to download)."""
+    web = web_of(request)
+    row = target_or_404(web.store, name)
+    v = version_or_404(web.store, row, version)
+    body = web.store.snapshots.get(v.raw_sha)
+    headers = {"Content-Security-Policy": CAPTURE_POLICY, "X-Frame-Options": "SAMEORIGIN",
+               "Cross-Origin-Resource-Policy": "same-origin", "Cache-Control": "private, max-age=86400"}
+    if download:
+        headers["Content-Disposition"] = f'attachment; filename="{name}-v{v.seq}.html"'
+        return Response(body, media_type="application/octet-stream", headers=headers)
+    return Response(body, headers={**headers, "Content-Type": _capture_type(v.headers)})
+
+
+def _content_type(headers: dict | None) -> str:
+    return next((v for k, v in (headers or {}).items() if k.lower() == "content-type"), "")
+
+
+def _capture_type(headers: dict | None) -> str:
+    value = _content_type(headers)
+    return value if value.split(";")[0].strip().lower() in CAPTURE_TYPES else "text/plain; charset=utf-8"
+
+
+def _charset(headers: dict | None) -> str:
+    for param in _content_type(headers).split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            try:
+                return codecs.lookup(value.strip().strip('"')).name
+            except LookupError:
+                break
+    return "utf-8"

@@ -1,0 +1,200 @@
+"""The HTML pages. Server-rendered: they work without JavaScript."""
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+
+from ..alerts.message import keyword_hits
+from ..extract import parse_text
+from ..report import alert_list
+from . import queries, render
+from .api import target_or_404, version_or_404
+from .app import web_of
+from .auth import CSRF_COOKIE, SESSION_COOKIE, cookies
+from .search import search as search_texts
+
+router = APIRouter(include_in_schema=False)
+
+PER_PAGE = 100
+
+
+def root(request: Request) -> str:
+    return request.scope.get("root_path", "")
+
+
+def feed_links(request: Request, target: str | None = None) -> list[dict]:
+    """<link rel="alternate"> for every page: the target's feeds first, when there is one."""
+    base = root(request)
+    links = []
+    if target:
+        for kind in ("atom", "rss"):
+            links.append({"type": f"application/{kind}+xml", "title": f"Changes to {target} ({kind.upper()})",
+                          "href": f"{base}/targets/{target}/changes.{kind}"})
+    for kind in ("atom", "rss"):
+        links.append({"type": f"application/{kind}+xml", "title": f"All changes ({kind.upper()})",
+                      "href": f"{base}/changes.{kind}"})
+    return links
+
+
+def render_page(request: Request, template: str, code: int = 200, alternates: list | None = None,
+                **context) -> HTMLResponse:
+    """A template rendered for this request: its feeds advertised (the global ones unless
+    `alternates` says otherwise), and a CSRF token for its forms when there is a login."""
+    web = web_of(request)
+    jar = cookies(request.headers)
+    csrf_cookie = jar.get(CSRF_COOKIE) or ""
+    new_cookie = web.auth.required and not csrf_cookie.isalnum()
+    if new_cookie:
+        csrf_cookie = secrets.token_hex(16)
+    html = web.env.get_template(template).render(
+        root=root(request), feeds=feed_links(request) if alternates is None else alternates,
+        logged_in=web.auth.required and SESSION_COOKIE in jar,
+        csrf=web.auth.csrf_token(csrf_cookie) if web.auth.required else "", **context)
+    response = HTMLResponse(html, status_code=code)
+    if new_cookie:
+        response.set_cookie(CSRF_COOKIE, csrf_cookie, httponly=True, samesite="strict", path="/",
+                            secure=request.url.scheme == "https")
+    return response
+
+
+# ---- dashboard and lists ------------------------------------------------------------------------
+
+@router.get("/")
+def dashboard(request: Request, q: str = "", tag: str = "", status: str = "", all: bool = False):
+    web = web_of(request)
+    rows = queries.overview(web.store, include_inactive=all)
+    configured = {t.name: t for t in web.live.get().targets}
+    tags = sorted({tag for t in configured.values() for tag in t.tags})
+    needle = q.strip().lower()
+
+    def tags_of(row) -> list[str]:
+        return list(configured[row.target.name].tags) if row.target.name in configured else []
+
+    def shown(row) -> bool:
+        haystack = " ".join([row.target.name, row.target.url, *tags_of(row)]).lower()
+        return ((not needle or needle in haystack) and (not tag or tag in tags_of(row))
+                and (not status or row.target.status == status))
+
+    return render_page(request, "dashboard.html", rows=[r for r in rows if shown(r)], total=len(rows),
+                       counts=Counter(r.target.status for r in rows), tags=tags, tags_of=tags_of, q=q, tag=tag,
+                       status=status, all=all, recent=queries.changes(web.store, kinds=queries.EDITS, limit=10),
+                       failed_alerts=queries.failed_alerts(web.store))
+
+
+@router.get("/changes")
+def change_list(request: Request, kind: str = "", before: int | None = None, everything: bool = False):
+    web = web_of(request)
+    kinds = (kind,) if kind else (None if everything else queries.EDITS)
+    found = queries.changes(web.store, kinds=kinds, before=before, limit=PER_PAGE)
+    older = None
+    if found.more:
+        older = "?" + urlencode({k: v for k, v in (("kind", kind), ("everything", "1" if everything else ""),
+                                                   ("before", found.changes[-1].id)) if v})
+    return render_page(request, "changes.html", found=found, kind=kind, everything=everything, older=older)
+
+
+@router.get("/alerts")
+def outbox(request: Request, failed: bool = False):
+    web = web_of(request)
+    rows = alert_list(web.store, failed_only=failed)
+    return render_page(request, "alerts.html", rows=rows, failed=failed, failed_count=queries.failed_alerts(web.store))
+
+
+@router.get("/search")
+def search(request: Request, q: str = ""):
+    web = web_of(request)
+    hits = search_texts(web.store, web.texts, q) if q.strip() else []
+    return render_page(request, "search.html", q=q, hits=hits, mark=render.Marker([q]),
+                       too_short=bool(q.strip()) and len("".join(q.split())) < 2)
+
+
+# ---- one target ---------------------------------------------------------------------------------
+
+@router.get("/targets/{name}")
+def target(request: Request, name: str, page: int = Query(1, ge=1), per_page: int = Query(PER_PAGE, ge=1, le=1000)):
+    web = web_of(request)
+    row = target_or_404(web.store, name)
+    timeline = queries.timeline(web.store, row.id, page, per_page)
+    checks, check_seqs = queries.recent_checks(web.store, row.id)
+    size = {"per_page": per_page} if per_page != PER_PAGE else {}
+    pages = {}
+    if timeline.page > 1:
+        pages["newer"] = "?" + urlencode({"page": timeline.page - 1, **size})
+    if timeline.page < timeline.pages:
+        pages["older"] = "?" + urlencode({"page": timeline.page + 1, **size})
+    return render_page(request, "target.html", alternates=feed_links(request, name), target=row, timeline=timeline,
+                       configured=web.live.target(name), checks=checks, check_seqs=check_seqs, pages=pages)
+
+
+@dataclass
+class DiffView:
+    """A diff as a page draws it."""
+
+    view: str  # inline | side
+    items: list  # render.fold() of Lines or Rows
+    stats: dict
+    fallback: bool
+    identical: bool
+
+
+def diff_view(web, old, new, view: str) -> DiffView:
+    """old None: the whole of `new`, as a target's first version."""
+    if old is None:
+        lines = parse_text(web.texts.text(new.text_sha)).lines
+        ops, stats, fallback = [[0, "".join(line + "\n" for line in lines)]], {}, False
+    else:
+        result = web.texts.diff(old.text_sha, new.text_sha)
+        ops, stats, fallback = result["ops"], result["stats"], result["fallback"]
+    items = render.side_by_side(ops) if view == "side" else render.inline(ops)
+    identical = old is not None and old.text_sha == new.text_sha
+    return DiffView("side" if view == "side" else "inline", render.fold(items), stats, fallback, identical)
+
+
+@router.get("/changes/{change_id}")
+def change(request: Request, change_id: int, view: str = "inline"):
+    web = web_of(request)
+    try:
+        detail = queries.change(web.store, change_id)
+    except queries.NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    c = detail.change
+    old, new = detail.version(c.from_version_id), detail.version(c.to_version_id)
+    keywords = web.live.keywords(detail.target.name)
+    return render_page(request, "change.html", alternates=feed_links(request, detail.target.name), detail=detail,
+                       change=c, target=detail.target, old=old, new=new,
+                       restored=detail.version(c.restored_version_id), diff=diff_view(web, old, new, view),
+                       hits=keyword_hits(keywords, c.passages or []), mark=render.Marker(keywords))
+
+
+@router.get("/targets/{name}/compare")
+def compare(request: Request, name: str, from_: str | None = Query(None, alias="from"), to: str | None = None,
+            view: str = "inline"):
+    web = web_of(request)
+    row = target_or_404(web.store, name)
+    latest = queries.latest_versions(web.store, row.id, 2)
+    if not latest:
+        raise HTTPException(404, f"{name} has no versions yet")
+    new = version_or_404(web.store, row, to) if to else latest[0]
+    old = version_or_404(web.store, row, from_) if from_ else (latest[1] if len(latest) > 1 else None)
+    if old is not None and old.seq > new.seq:
+        old, new = new, old
+    keywords = web.live.keywords(name)
+    return render_page(request, "compare.html", alternates=feed_links(request, name), target=row, old=old, new=new,
+                       newest=latest[0].seq, diff=diff_view(web, old, new, view) if old else None,
+                       mark=render.Marker(keywords))
+
+
+@router.get("/targets/{name}/versions/{version}")
+def version(request: Request, name: str, version: str):
+    web = web_of(request)
+    row = target_or_404(web.store, name)
+    v = version_or_404(web.store, row, version)
+    doc = parse_text(web.texts.text(v.text_sha))
+    return render_page(request, "version.html", alternates=feed_links(request, name), target=row, version=v, doc=doc,
+                       newest=queries.latest_versions(web.store, row.id, 1)[0].seq,
+                       mark=render.Marker(web.live.keywords(name)))
