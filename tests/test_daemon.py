@@ -121,3 +121,23 @@ def test_hostile_pages_cost_a_check_not_the_daemon(server, workspace, daemon_fac
     assert "too many redirects" in history(workspace, "loop")["target"]["last_error"]
     assert "body too large" in history(workspace, "flood")["target"]["last_error"]
     assert daemon.stop() == 0
+
+
+def test_overdue_targets_are_spread_not_fired_at_once():
+    from datetime import datetime, timedelta, timezone
+
+    from monitor.config import Target
+    from monitor.scheduler import OVERDUE_SPREAD, first_runs
+
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    targets = [Target(name=f"t{i}", url=f"https://example.org/{i}") for i in range(12)]
+    due = {f"t{i}": now - timedelta(hours=1) for i in range(10)}  # overdue after a long stop
+    due["t10"] = now + timedelta(minutes=7)  # not due yet: keeps its time
+    due["t11"] = None  # never checked
+    runs = first_runs(targets, due, lambda t: 900.0, now)
+    assert runs["t10"] == now + timedelta(minutes=7)
+    overdue = sorted(runs[f"t{i}"] for i in list(range(10)) + [11])
+    assert len(set(overdue)) == 11, "no two overdue targets start together"
+    assert overdue[0] == now and overdue[-1] < now + timedelta(seconds=OVERDUE_SPREAD)
+    gaps = {round((b - a).total_seconds(), 3) for a, b in zip(overdue, overdue[1:])}
+    assert len(gaps) == 1, "evenly spread"
