@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
+import json
+import logging
+import os
 from collections import Counter
 
 from .check import Checker, CheckResult
@@ -28,17 +32,81 @@ def open_store(settings: Settings) -> Store:
 
 async def check_pass(settings: Settings, store: Store, names: list[str] | None = None) -> list[CheckResult]:
     """Check every configured target (or the named ones) once."""
-    targets = settings.targets
-    if names:
-        unknown = sorted(set(names) - {t.name for t in targets})
-        if unknown:
-            raise ConfigError(f"{settings.path}: no target named {', '.join(map(repr, unknown))}")
-        targets = [t for t in targets if t.name in names]
+    targets = [t for t in settings.targets if not names or t.name in names]
     states = store.sync_targets(settings.targets, settings.interval)
     freeze_heap()
     with store.batch():
         async with Fetcher(settings.monitor) as fetcher:
             return await Checker(settings, store, fetcher).check_many(targets, states)
+
+
+MIN_TARGETS_PER_WORKER = 100  # below this a second process costs more than it saves
+
+
+def worker_count(settings: Settings, targets: int) -> int:
+    if not hasattr(os, "fork"):
+        return 1
+    if settings.monitor.workers:
+        return max(1, min(settings.monitor.workers, targets))
+    return max(1, min(os.cpu_count() or 1, 4, targets // MIN_TARGETS_PER_WORKER))
+
+
+def run_pass(settings: Settings, store: Store, names: list[str] | None = None) -> list[CheckResult]:
+    """One pass over the targets, shared by worker processes when there are many: a pass is
+    CPU-bound (parsing, diffing, HTTP in Python), so each core takes a share of the targets.
+    Hosts stay polite: the per-host and global limits are divided among the processes. Each
+    process writes its own checks; only this one delivers alerts, afterwards."""
+    unknown = sorted(set(names or ()) - {t.name for t in settings.targets})
+    if unknown:
+        raise ConfigError(f"{settings.path}: no target named {', '.join(map(repr, unknown))}")
+    chosen = [t.name for t in settings.targets if not names or t.name in names]
+    workers = worker_count(settings, len(chosen))
+    if workers == 1:
+        return asyncio.run(check_pass(settings, store, names))
+    store.sync_targets(settings.targets, settings.interval)
+    store.engine.dispose()  # no database connection may cross the fork
+    share = _share(settings, workers)
+    chunks = [chosen[i::workers] for i in range(workers)]
+    freeze_heap()
+    children = [_fork_worker(share, chunk) for chunk in chunks[1:]]
+    results = asyncio.run(check_pass(share, store, chunks[0]))
+    for pid, pipe, chunk in children:
+        with os.fdopen(pipe, "rb") as handle:
+            data = handle.read()
+        _, status = os.waitpid(pid, 0)
+        if status == 0 and data:
+            results += [CheckResult(**r) for r in json.loads(data)]
+        else:
+            results += [CheckResult(name, "error", error="worker process failed; see its log") for name in chunk]
+    return results
+
+
+def _share(settings: Settings, workers: int) -> Settings:
+    monitor = settings.monitor.model_copy(update={
+        "per_host": max(1, settings.monitor.per_host // workers),
+        "concurrency": max(1, settings.monitor.concurrency // workers)})
+    return Settings(settings.config.model_copy(update={"monitor": monitor}), settings.path)
+
+
+def _fork_worker(settings: Settings, names: list[str]) -> tuple[int, int, list[str]]:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_end)
+        return pid, read_end, names
+    os.close(read_end)  # the child: check its share, report, and leave without cleanup handlers
+    code = 1
+    try:
+        store = open_store(settings)
+        results = asyncio.run(check_pass(settings, store, names))
+        store.close()
+        with os.fdopen(write_end, "wb") as handle:
+            handle.write(json.dumps([dataclasses.asdict(r) for r in results]).encode())
+        code = 0
+    except BaseException:
+        logging.getLogger("monitor.check").exception("worker process failed")
+    finally:
+        os._exit(code)
 
 
 async def deliver_alerts(settings: Settings, store: Store, wait: float = 0.0, everything: bool = False) -> Counter:

@@ -66,11 +66,11 @@ def main(verbose: int) -> None:
 def check(settings, names) -> None:
     """Check every target once (or just NAMES), then exit. Exit 0 when the pass completed,
     even if some targets failed (their errors are recorded and printed); 2 for a bad config."""
-    from .app import check_pass
+    from .app import run_pass
 
     store = _store(settings)
     try:
-        results = asyncio.run(check_pass(settings, store, list(names) or None))
+        results = run_pass(settings, store, list(names) or None)
         store.checkpoint()
     except config_module.ConfigError as exc:
         click.echo(f"config error: {exc}", err=True)

@@ -86,6 +86,8 @@ class MonitorSettings(Strict):
     retries: int = Field(2, ge=0, le=10, description="retries on connect errors and 5xx")
     retry_backoff: Duration = 1.0
     concurrency: int = Field(16, ge=1, description="checks in flight at once")
+    workers: int = Field(0, ge=0, le=64, description="processes sharing a `monitor check` pass; 0 = one per CPU "
+                                                     "(at most 4) once there are 100 targets per process")
     per_host: int = Field(2, ge=1, description="requests in flight to one host")
     gone_after: int = Field(3, ge=1, description="consecutive 404/410 answers that raise 'gone'")
     jitter: float = Field(0.1, ge=0, le=0.5, description="fraction of the interval to spread checks by")

@@ -104,3 +104,27 @@ def test_module_entry_point_and_env_config(server, workspace, tmp_path):
                             env=dict(env, PYTHONPATH=str(ROOT)), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "checked 1 targets: 1 first" in result.stdout
+
+
+def test_a_pass_shared_by_worker_processes_checks_each_target_once(server, workspace):
+    names = [f"p{i}" for i in range(7)]
+    for i, name in enumerate(names):
+        server.set(f"/{name}", blog.post(blog.PARAGRAPHS[: 3 + i % 3], seed=i))
+    workspace.write_config("[monitor]\nretries = 0\ncalibrate = false\nworkers = 3\n" + "".join(
+        f'\n[[targets]]\nname = "{n}"\nurl = "{server.url("/" + n)}"\nselector = "article .entry-content"\n'
+        for n in names))
+    first = workspace.subprocess("check")
+    assert first.returncode == 0, first.stderr
+    assert "checked 7 targets: 7 first" in first.stdout
+    assert sorted(path for path, _ in server.requests) == sorted(f"/{n}" for n in names)
+
+    server.set("/p4", blog.post(blog.PARAGRAPHS[:1], seed=4))
+    second = workspace.subprocess("check")
+    assert "checked 7 targets: 1 changed, 6 unchanged" in second.stdout
+    assert "p4: v2 removed" in second.stdout
+    for name in names:
+        h = workspace.json("history", name)
+        assert len(h["versions"]) == (2 if name == "p4" else 1)
+        # each target checked exactly once per pass, by one process
+        assert [(c["outcome"], c["count"]) for c in h["checks"]] == [
+            ("changed" if name == "p4" else "unchanged", 1), ("first", 1)]
