@@ -112,7 +112,7 @@ def build(workdir: Path, versions: int, seed: int = 1) -> None:
                           words=extracted.word_count, blocks=len(blocks), extract_key="bench", http_status=200,
                           final_url="https://blog.example.org/2018/01/24/big-post/",
                           headers={"content-type": "text/html; charset=utf-8"}, etag=None, last_modified=None)
-        change = None
+        change = detect.first_version(extracted.word_count)
         if previous is not None:
             earlier = store.earliest_with_text(state.id, capture.text_sha, exclude_id=state.last_version_id)
             restored = detect.Earlier(earlier.id, earlier.seq, earlier.first_seen) if earlier else None

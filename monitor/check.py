@@ -176,7 +176,7 @@ class Checker:
                  raw_sha: str, key: str, at: datetime, started: float, due: datetime) -> CheckResult:
         text = extracted.text()
         text_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        change = None
+        change = detect.first_version(extracted.word_count)
         if previous is not None:
             if previous.text_sha == text_sha:
                 return self._unchanged(state, fetched, at, started, due, raw_sha=raw_sha)
@@ -197,11 +197,11 @@ class Checker:
                           words=extracted.word_count, blocks=len(extracted.blocks), extract_key=key,
                           http_status=fetched.status, final_url=fetched.final_url, headers=fetched.headers,
                           etag=_header(fetched, "etag"), last_modified=_header(fetched, "last-modified"))
-        seq, kind, summary = self.store.record_version(state, capture, at, _ms(started), change, due,
-                                                       previous_raw_sha=previous.raw_sha if previous else None)
-        return CheckResult(target.name, "first" if change is None else "changed", _ms(started), fetched.status,
-                           kind=kind, summary=summary, version=seq,
-                           events=[kind] if (change or {}).get("alert", True) else [])
+        seq = self.store.record_version(state, capture, at, _ms(started), change, due,
+                                        previous_raw_sha=previous.raw_sha if previous else None)
+        return CheckResult(target.name, "first" if change["kind"] == "first" else "changed", _ms(started),
+                           fetched.status, kind=change["kind"], summary=change["summary"], version=seq,
+                           events=[change["kind"]] if change["alert"] else [])
 
     def _classify(self, state: TargetState, previous, old: Extracted, new: Extracted, text_sha: str) -> dict | None:
         if old.lines == new.lines:

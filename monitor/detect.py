@@ -133,6 +133,12 @@ def summarise(kind: str, stats: dict, found: list[dict], restored: Earlier | Non
             f"{_plural(added, 'word')} added: {_quote(first_removed or first_added, 60)}")
 
 
+def first_version(words: int) -> dict:
+    """The change record of a target's first version."""
+    return {"kind": "first", "summary": f"first version: {_plural(words, 'word')}", "score": 0.0,
+            "stats": {}, "passages": [], "alert": True}
+
+
 def classify(diff: dict, restored: Earlier | None = None) -> Verdict:
     """diff_blocks() result (+ the earlier version the new text equals, if any) -> Verdict."""
     stats = diff["stats"]

@@ -175,10 +175,6 @@ class Store:
             row = conn.execute(select(*_STATE_COLUMNS).where(Target.name == name)).first()
         return TargetState(*row) if row else None
 
-    def set_next_due(self, target_id: int, when: datetime) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(Target).where(Target.id == target_id).values(next_due_at=when))
-
     def set_rules(self, state: TargetState, rules: list[dict], strikes: dict[str, int]) -> None:
         """Replace a target's learned volatile rules and per-path change counts."""
         with self.engine.begin() as conn:
@@ -266,33 +262,31 @@ class Store:
         return [kind for kind, _ in events]
 
     def record_version(self, state: TargetState, capture: Capture, at: datetime, duration_ms: int,
-                       change: dict | None, next_due_at: datetime | None,
-                       previous_raw_sha: str | None = None) -> tuple[int, str, str]:
+                       change: dict, next_due_at: datetime | None, previous_raw_sha: str | None = None) -> int:
         """A new version and the change that led to it: snapshot files first, then one transaction
-        for version, change, event, check and target. Returns (version seq, change kind, summary).
+        for version, change, event, check and target. Returns the version's number.
 
         `change` holds kind, summary, score, stats, passages, restored_version_id, same_as_id and
-        alert (whether it raises an event), or is None for a target's first version.
+        alert (whether it raises an event); kind 'first' for a target's first version.
         """
         self.snapshots.put(capture.raw, capture.raw_sha, base=self.snapshots.keyframe(previous_raw_sha))
         self.snapshots.put(capture.text.encode("utf-8"), capture.text_sha, base=capture.raw_sha)
-        info = change or {"kind": "first", "summary": f"first version: {_count(capture.words, 'word')}",
-                          "score": 0.0, "stats": {}, "passages": [], "alert": True}
-        outcome = "first" if change is None else "changed"
+        outcome = "first" if change["kind"] == "first" else "changed"
         with self.engine.begin() as conn:
             seq = (conn.execute(select(func.max(Version.seq)).where(Version.target_id == state.id)).scalar() or 0) + 1
             version_id = conn.execute(Version.__table__.insert().values(
                 target_id=state.id, seq=seq, text_sha=capture.text_sha, raw_sha=capture.raw_sha, first_seen=at,
                 last_seen=at, times_seen=1, http_status=capture.http_status, final_url=capture.final_url,
                 headers=capture.headers, title=capture.title, words=capture.words, blocks=capture.blocks,
-                extract_key=capture.extract_key, same_as_id=info.get("same_as_id"))).inserted_primary_key[0]
+                extract_key=capture.extract_key, same_as_id=change.get("same_as_id"))).inserted_primary_key[0]
             change_id = conn.execute(Change.__table__.insert().values(
                 target_id=state.id, from_version_id=state.last_version_id, to_version_id=version_id,
-                kind=info["kind"], restored_version_id=info.get("restored_version_id"), detected_at=at,
-                summary=info["summary"], score=info["score"], stats=info["stats"],
-                passages=info["passages"])).inserted_primary_key[0]
-            if info.get("alert", True):
-                self._event(conn, state, info["kind"], info["summary"], at, change_id, info["stats"], info["passages"])
+                kind=change["kind"], restored_version_id=change.get("restored_version_id"), detected_at=at,
+                summary=change["summary"], score=change["score"], stats=change["stats"],
+                passages=change["passages"])).inserted_primary_key[0]
+            if change.get("alert", True):
+                self._event(conn, state, change["kind"], change["summary"], at, change_id, change["stats"],
+                            change["passages"])
             check_id = conn.execute(Check.__table__.insert().values(
                 target_id=state.id, at=at, until=at, count=1, duration_ms=duration_ms,
                 http_status=capture.http_status, outcome=outcome, version_id=version_id)).inserted_primary_key[0]
@@ -304,7 +298,7 @@ class Store:
         state.last_version_id, state.last_check_id, state.last_outcome = version_id, check_id, outcome
         state.last_raw_sha, state.etag, state.last_modified = capture.raw_sha, capture.etag, capture.last_modified
         state.status, state.consecutive_errors, state.consecutive_missing = "ok", 0, 0
-        return seq, info["kind"], info["summary"]
+        return seq
 
     def _event(self, conn, state: TargetState, kind: str, summary: str, at: datetime, change_id: int | None = None,
                stats: dict | None = None, passages: list | None = None) -> int:
@@ -430,6 +424,3 @@ class Store:
                                         .group_by(Change.target_id)).all())
         return {tid: (versions.get(tid, 0), changes.get(tid, 0)) for tid in set(versions) | set(changes)}
 
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
