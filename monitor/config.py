@@ -271,6 +271,27 @@ class Settings:
         raise ConfigError(f"{self.path}: no target named {name!r}")
 
 
+class FileWatch:
+    """Tells when a config file was saved since the last look (by modification time)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._mtime = self._stat()
+
+    def _stat(self) -> float | None:
+        try:
+            return self.path.stat().st_mtime
+        except OSError:
+            return None
+
+    def changed(self) -> bool:
+        mtime = self._stat()
+        if mtime == self._mtime:
+            return False
+        self._mtime = mtime
+        return True
+
+
 def resolve_database_url(url: str, base_dir: Path) -> str:
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":

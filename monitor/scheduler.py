@@ -66,13 +66,7 @@ class Daemon:
         self.in_flight: set[asyncio.Task] = set()
         self.stopping = asyncio.Event()
         self.reload_requested = asyncio.Event()
-        self._config_mtime = self._mtime()
-
-    def _mtime(self) -> float | None:
-        try:
-            return self.settings.path.stat().st_mtime
-        except OSError:
-            return None
+        self._config_watch = config.FileWatch(settings.path)
 
     async def run_check(self, name: str) -> None:
         target = self.targets.get(name)
@@ -134,10 +128,9 @@ class Daemon:
                 await asyncio.wait_for(self.reload_requested.wait(), WATCH_EVERY)
             except TimeoutError:
                 pass
-            mtime = self._mtime()
-            if self.reload_requested.is_set() or mtime != self._config_mtime:
+            saved = self._config_watch.changed()
+            if self.reload_requested.is_set() or saved:
                 self.reload_requested.clear()
-                self._config_mtime = mtime
                 if not self.stopping.is_set():
                     self.reload()
 

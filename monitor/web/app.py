@@ -34,22 +34,14 @@ class LiveSettings:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._mtime = self._stat()
+        self._watch = config.FileWatch(settings.path)
         self._looked = time.monotonic()
-
-    def _stat(self) -> float | None:
-        try:
-            return self.settings.path.stat().st_mtime
-        except OSError:
-            return None
 
     def get(self) -> Settings:
         now = time.monotonic()
         if now - self._looked >= RELOAD_EVERY:
             self._looked = now
-            mtime = self._stat()
-            if mtime != self._mtime:
-                self._mtime = mtime
+            if self._watch.changed():
                 try:
                     self.settings = config.load(self.settings.path)
                 except config.ConfigError:
