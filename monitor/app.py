@@ -10,7 +10,7 @@ import os
 from collections import Counter
 
 from .check import Checker, CheckResult
-from .config import ConfigError, Settings
+from .config import ConfigError, Post, Settings
 from .fetch import Fetcher
 from .snapshots import Snapshots
 from .store import Store
@@ -31,13 +31,46 @@ def open_store(settings: Settings) -> Store:
 
 
 async def check_pass(settings: Settings, store: Store, names: list[str] | None = None) -> list[CheckResult]:
-    """Check every configured target (or the named ones) once."""
-    targets = [t for t in settings.targets if not names or t.name in names]
-    states = store.sync_targets(settings.targets, settings.interval)
+    """Check every configured target and every discovered post (or the named ones) once. Posts
+    already watched go first: a new URL found by discovery may turn out, when an old post is
+    checked, to be where that post moved (then it is folded into it rather than reported new)."""
+    from . import sites
+
+    wanted = set(names or ())
+    states = store.sync_targets(settings.targets, settings.interval, [s.name for s in settings.sites])
+    jobs = [(t, states[t.name]) for t in settings.targets if not names or t.name in wanted]
+    if settings.sites:
+        posts = sites.posts(settings, store.post_states(), store.site_names())
+        jobs += [(post, state) for post, state in posts if not names or post.name in wanted]
     freeze_heap()
+    results: list[CheckResult] = []
     with store.batch():
         async with Fetcher(settings.monitor) as fetcher:
-            return await Checker(settings, store, fetcher).check_many(targets, states)
+            checker = Checker(settings, store, fetcher)
+            known = [j for j in jobs if j[1].last_version_id is not None]
+            fresh = [j for j in jobs if j[1].last_version_id is None]
+            if known:
+                results += await checker.check_many([t for t, _ in known], {t.name: st for t, st in known})
+            if known and any(isinstance(t, Post) for t, _ in fresh):
+                # Some of the new URLs may have been folded into a known post meanwhile.
+                active = {st.id for st in store.post_states()}
+                fresh = [(t, st) for t, st in fresh if not isinstance(t, Post) or st.id in active]
+            if fresh:
+                results += await checker.check_many([t for t, _ in fresh], {t.name: st for t, st in fresh})
+    return results
+
+
+async def discover_due(settings: Settings, store: Store, every: bool = False) -> list:
+    """Run the discovery of every site that is due (or of every site)."""
+    from . import sites
+    from .models import utcnow
+
+    if not settings.sites:
+        return []
+    store.sync_targets(settings.targets, settings.interval, [s.name for s in settings.sites])
+    due = settings.sites if every else sites.due_sites(settings, store, utcnow())
+    async with Fetcher(settings.monitor) as fetcher:
+        return [await sites.discover_site(settings, store, fetcher, site) for site in due]
 
 
 MIN_TARGETS_PER_WORKER = 100  # below this a second process costs more than it saves
@@ -56,14 +89,16 @@ def run_pass(settings: Settings, store: Store, names: list[str] | None = None) -
     CPU-bound (parsing, diffing, HTTP in Python), so each core takes a share of the targets.
     Hosts stay polite: the per-host and global limits are divided among the processes. Each
     process writes its own checks; only this one delivers alerts, afterwards."""
-    unknown = sorted(set(names or ()) - {t.name for t in settings.targets})
+    configured = [t.name for t in settings.targets]
+    posts = [st.name for st in store.post_states()] if settings.sites else []
+    unknown = sorted(set(names or ()) - set(configured) - set(posts))
     if unknown:
         raise ConfigError(f"{settings.path}: no target named {', '.join(map(repr, unknown))}")
-    chosen = [t.name for t in settings.targets if not names or t.name in names]
+    chosen = [n for n in configured + posts if not names or n in names]
     workers = worker_count(settings, len(chosen))
     if workers == 1:
         return asyncio.run(check_pass(settings, store, names))
-    store.sync_targets(settings.targets, settings.interval)
+    store.sync_targets(settings.targets, settings.interval, [s.name for s in settings.sites])
     store.engine.dispose()  # no database connection may cross the fork
     share = _share(settings, workers)
     chunks = [chosen[i::workers] for i in range(workers)]

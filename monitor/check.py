@@ -8,17 +8,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from . import detect, volatile
-from .config import Settings, Target
+from . import detect, pace, volatile
+from .config import Post, Settings, Target
+from .discover import DiscoveryError, canonical
 from .diff import diff_blocks
 from .extract import ExtractError, Extracted, extract, fold, parse_text, settings_key
 from .fetch import Fetcher, FetchResult, decode
 from .models import utcnow
-from .store import Capture, Store, TargetState
+from .store import Capture, Due, Store, TargetState
 
 log = logging.getLogger("monitor.check")
 
@@ -28,7 +31,7 @@ MISSING_STATUSES = (404, 410)
 @dataclass
 class CheckResult:
     name: str
-    outcome: str  # first | changed | unchanged | error | missing
+    outcome: str  # first | changed | unchanged | error | missing | deferred | merged
     duration_ms: int = 0
     http_status: int | None = None
     kind: str | None = None
@@ -40,6 +43,8 @@ class CheckResult:
     def line(self) -> str:
         if self.outcome in ("error", "missing"):
             return f"{self.name}: ERROR {self.error}"
+        if self.outcome in ("deferred", "merged"):
+            return f"{self.name}: {self.outcome} ({self.summary})"
         if self.outcome == "unchanged":
             return f"{self.name}: unchanged"
         return f"{self.name}: v{self.version} {self.kind}: {self.summary}"
@@ -51,27 +56,41 @@ class Checker:
         self.store = store
         self.fetcher = fetcher
 
-    def next_due(self, target: Target, at: datetime) -> datetime:
-        return at + timedelta(seconds=self.settings.interval(target))
+    def next_due(self, target: Target, state: TargetState, at: datetime, outcome: str) -> Due:
+        """When to check again after this check's outcome (unchanged | changed | error).
+
+        A configured target keeps its interval. A site's post paces itself (monitor/pace.py): the
+        interval grows while it stays quiet and snaps back to min_interval after a change; its
+        first check spreads the next one over the whole interval, so posts discovered together are
+        not checked together ever after; so does a check that ran late (after an outage)."""
+        if not isinstance(target, Post):
+            interval = self.settings.interval(target)
+            return Due(at + timedelta(seconds=interval), interval)
+        streak = {"unchanged": state.unchanged_streak + 1, "changed": 0}.get(outcome, state.unchanged_streak)
+        first = state.last_version_id is None and outcome == "changed"
+        late = state.next_due_at is not None and (at - state.next_due_at).total_seconds() > target.min_interval
+        quiet_since = at if outcome == "changed" and not first else state.last_change_at
+        born = target.published or (None if state.baseline else state.created_at)
+        if born is not None and (quiet_since is None or born > quiet_since):
+            quiet_since = born
+        interval = pace.interval(target.min_interval, target.max_interval, quiet_since, at, streak)
+        # A post checked late (after an outage, or behind a long queue) is re-spread too.
+        spread = random.uniform(0.0, 1.0) if first or late else random.uniform(1 - self.settings.monitor.jitter,
+                                                                                 1 + self.settings.monitor.jitter)
+        return Due(at + timedelta(seconds=max(target.min_interval / 2, interval * spread)), interval, streak)
 
     async def check_many(self, targets: list[Target], states: dict[str, TargetState]) -> list[CheckResult]:
-        """Check targets concurrently; then calibrate the ones seen for the first time."""
-        limit = asyncio.Semaphore(self.settings.monitor.concurrency)
+        """Check targets concurrently; then calibrate the ones seen for the first time.
+
+        No limit here: the Fetcher holds a global slot only while a request is in flight, after
+        its host's gate, so a slow or paused host cannot keep the other hosts waiting. A body is
+        handled as soon as its fetch returns, so memory stays bounded by the requests in flight."""
         started = time.monotonic()
-
-        async def one(target: Target) -> CheckResult:
-            async with limit:
-                return await self.check(target, states[target.name])
-
-        async def calibrate(target: Target) -> int:
-            async with limit:
-                return await self.calibrate(target, states[target.name])
-
-        results = await asyncio.gather(*(one(t) for t in targets))
+        results = await asyncio.gather(*(self.check(t, states[t.name]) for t in targets))
         new = [t for t, r in zip(targets, results) if r.outcome == "first" and self.calibrates(t)]
         if new:
             await asyncio.sleep(max(0.0, self.settings.monitor.calibrate_delay - (time.monotonic() - started)))
-            await asyncio.gather(*(calibrate(t) for t in new))
+            await asyncio.gather(*(self.calibrate(t, states[t.name]) for t in new))
         return results
 
     async def check(self, target: Target, state: TargetState) -> CheckResult:
@@ -84,6 +103,7 @@ class Checker:
                 etag=state.etag if state.last_version_id else None,
                 last_modified=state.last_modified if state.last_version_id else None,
                 headers=target.headers,
+                robots=target.robots,
             )
             return await self._handle(target, state, fetched, at, started)
         except Exception as exc:  # a bug or a store failure must cost one check, not the daemon
@@ -91,7 +111,7 @@ class Checker:
             error = f"internal error: {type(exc).__name__}: {exc}"
             try:
                 self.store.record_failure(state, at, _ms(started), None, error, False,
-                                          self.settings.monitor.gone_after, self.next_due(target, at))
+                                          self.settings.monitor.gone_after, self.next_due(target, state, at, "error"))
             except Exception:
                 log.exception("could not record the failed check of %s", target.name)
             return CheckResult(target.name, "error", _ms(started), error=error)
@@ -105,18 +125,26 @@ class Checker:
     async def _handle(self, target: Target, state: TargetState, fetched: FetchResult, at: datetime,
                       started: float) -> CheckResult:
         status = fetched.status
-        due = self.next_due(target, at)
+        if fetched.deferred_until is not None:
+            # The host asked us to wait (429/503 Retry-After): not the page's failure; try later.
+            self.store.defer(state, fetched.deferred_until)
+            return CheckResult(target.name, "deferred", _ms(started), summary=fetched.error or "")
         error, missing = fetched.error, status in MISSING_STATUSES
         if error is None and status is not None and status >= 400:
             error = f"HTTP {status}"
         if error is None and fetched.not_modified:
-            return self._unchanged(state, fetched, at, started, due, raw_sha=None)
+            return self._unchanged(target, state, fetched, at, started, raw_sha=None)
         extracted = previous = None
         raw_sha = key = ""
+        if error is None and isinstance(target, Post):
+            kept = self._settle_url(state, fetched)
+            if kept is not None:
+                return CheckResult(target.name, "merged", _ms(started), status,
+                                   summary=f"the same post as {kept.name} ({fetched.final_url}); watched there")
         if error is None:
             raw_sha = hashlib.sha256(fetched.body).hexdigest()
             if raw_sha == state.last_raw_sha:
-                return self._unchanged(state, fetched, at, started, due, raw_sha=None)
+                return self._unchanged(target, state, fetched, at, started, raw_sha=None)
             try:
                 rules = self._rules(target, state)
                 key = settings_key(target.selector, target.ignore, target.ignore_text, rules)
@@ -133,11 +161,28 @@ class Checker:
                 if page_error:
                     error, missing = page_error
         if error is not None:
+            gone = (f"post deleted: HTTP {status} on {self.settings.monitor.gone_after} checks in a row; "
+                    "its last text is kept") if isinstance(target, Post) else None
             events = self.store.record_failure(state, at, _ms(started), status, error, missing,
-                                               self.settings.monitor.gone_after, due)
+                                               self.settings.monitor.gone_after,
+                                               self.next_due(target, state, at, "error"), gone_summary=gone)
             return CheckResult(target.name, "missing" if missing else "error", _ms(started), status,
                                error=error, events=events)
-        return self._compare(target, state, previous, fetched, extracted, raw_sha, key, at, started, due)
+        return self._compare(target, state, previous, fetched, extracted, raw_sha, key, at, started)
+
+    def _settle_url(self, state: TargetState, fetched: FetchResult) -> TargetState | None:
+        """A post's one URL: where it redirected to, or the <link rel=canonical> it names (on the
+        same host, and not the site's home page, which some sites name on every page). Returns
+        the target that watches this post when that is another one."""
+        url = canonical_link(fetched.text, fetched.final_url) if fetched.text else None
+        if url is None:
+            try:
+                url = canonical(fetched.final_url or state.url)
+            except DiscoveryError:
+                return None
+        if url == state.url:
+            return None
+        return self.store.move_url(state, url)
 
     def calibrates(self, target: Target) -> bool:
         return target.learn and (self.settings.monitor.calibrate if target.calibrate is None else target.calibrate)
@@ -164,22 +209,23 @@ class Checker:
             self.store.set_rules(state, list(state.rules or []) + rules, dict(state.path_strikes or {}))
         return len(rules)
 
-    def _unchanged(self, state, fetched, at, started, due, raw_sha) -> CheckResult:
+    def _unchanged(self, target, state, fetched, at, started, raw_sha) -> CheckResult:
         was_failing = state.status in ("error", "gone")
         self.store.record_unchanged(state, at, _ms(started), fetched.status, _header(fetched, "etag"),
-                                    _header(fetched, "last-modified"), raw_sha, due,
+                                    _header(fetched, "last-modified"), raw_sha,
+                                    self.next_due(target, state, at, "unchanged"),
                                     recovered_event="check succeeded again, text unchanged" if was_failing else None)
         return CheckResult(state.name, "unchanged", _ms(started), fetched.status,
                            events=["recovered"] if was_failing else [])
 
     def _compare(self, target: Target, state: TargetState, previous, fetched: FetchResult, extracted: Extracted,
-                 raw_sha: str, key: str, at: datetime, started: float, due: datetime) -> CheckResult:
+                 raw_sha: str, key: str, at: datetime, started: float) -> CheckResult:
         text = extracted.text()
         text_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
         change = detect.first_version(extracted.word_count)
         if previous is not None:
             if previous.text_sha == text_sha:
-                return self._unchanged(state, fetched, at, started, due, raw_sha=raw_sha)
+                return self._unchanged(target, state, fetched, at, started, raw_sha=raw_sha)
             if previous.extract_key != key:
                 # Extraction settings, learned rules or the extractor changed since: read the
                 # previous capture again the current way, so only the page's own edits count.
@@ -193,15 +239,20 @@ class Checker:
                 if learned or strikes != (state.path_strikes or {}):
                     self.store.set_rules(state, list(state.rules or []) + learned, strikes)
             change = self._classify(state, previous, old, extracted, text_sha)
+        elif isinstance(target, Post) and not state.baseline:
+            # A post that appeared after the site's first discovery: its first version is the news.
+            change = dict(change, event="new_post",
+                          event_summary=f"new post: {extracted.title or target.url} ({change['summary'].split(': ', 1)[-1]})")
         capture = Capture(raw=fetched.body, raw_sha=raw_sha, text=text, text_sha=text_sha, title=extracted.title,
                           words=extracted.word_count, blocks=len(extracted.blocks), extract_key=key,
                           http_status=fetched.status, final_url=fetched.final_url, headers=fetched.headers,
                           etag=_header(fetched, "etag"), last_modified=_header(fetched, "last-modified"))
-        seq = self.store.record_version(state, capture, at, _ms(started), change, due,
+        seq = self.store.record_version(state, capture, at, _ms(started), change,
+                                        self.next_due(target, state, at, "changed"),
                                         previous_raw_sha=previous.raw_sha if previous else None)
         return CheckResult(target.name, "first" if change["kind"] == "first" else "changed", _ms(started),
                            fetched.status, kind=change["kind"], summary=change["summary"], version=seq,
-                           events=[change["kind"]] if change["alert"] else [])
+                           events=[change.get("event", change["kind"])] if change["alert"] else [])
 
     def _classify(self, state: TargetState, previous, old: Extracted, new: Extracted, text_sha: str) -> dict | None:
         if old.lines == new.lines:
@@ -228,3 +279,28 @@ def _header(fetched: FetchResult, name: str) -> str | None:
 
 def _ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
+
+
+_LINK_TAG = re.compile(r"<link\b[^>]*>", re.I)
+_ATTR = re.compile(r"""([a-zA-Z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
+
+
+def canonical_link(html: str, page_url: str | None) -> str | None:
+    """The page's <link rel=canonical> as a canonical URL, when it is usable: on the page's own
+    host and not the home page (unless the page is the home page)."""
+    from urllib.parse import urljoin, urlsplit
+
+    head = html[:200_000].split("</head>", 1)[0]
+    for tag in _LINK_TAG.findall(head):
+        attrs = {m.group(1).lower(): m.group(2) or m.group(3) or m.group(4) or "" for m in _ATTR.finditer(tag)}
+        if "canonical" not in attrs.get("rel", "").lower().split() or not attrs.get("href"):
+            continue
+        try:
+            url, page = canonical(urljoin(page_url or "", attrs["href"])), canonical(page_url or "")
+        except DiscoveryError:
+            return None
+        here, there = urlsplit(page), urlsplit(url)
+        if there.netloc != here.netloc or (there.path == "/" and here.path != "/"):
+            return None
+        return url
+    return None

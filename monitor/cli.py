@@ -63,13 +63,18 @@ def main(verbose: int) -> None:
 @main.command()
 @with_config
 @click.argument("names", nargs=-1)
-def check(settings, names) -> None:
-    """Check every target once (or just NAMES), then exit. Exit 0 when the pass completed,
-    even if some targets failed (their errors are recorded and printed); 2 for a bad config."""
-    from .app import run_pass
+@click.option("--discover", is_flag=True, help="Read every site's feeds and sitemaps first, due or not.")
+def check(settings, names, discover) -> None:
+    """Run the due site discoveries, then check every target and post once (or just NAMES), then
+    exit. Exit 0 when the pass completed, even if some targets failed (their errors are recorded
+    and printed); 2 for a bad config."""
+    from .app import discover_due, run_pass
 
     store = _store(settings)
     try:
+        if not names:
+            for found in asyncio.run(discover_due(settings, store, every=discover)):
+                click.echo(found.line())
         results = run_pass(settings, store, list(names) or None)
         store.checkpoint()
     except config_module.ConfigError as exc:
@@ -269,7 +274,7 @@ def targets(settings, as_json, include_inactive) -> None:
     from .report import target_list
 
     store = _store(settings)
-    store.sync_targets(settings.targets, settings.interval)
+    store.sync_targets(settings.targets, settings.interval, [s.name for s in settings.sites])
     rows = target_list(store, include_inactive)
     store.close()
     if as_json:
@@ -277,13 +282,59 @@ def targets(settings, as_json, include_inactive) -> None:
     if not rows:
         return click.echo("no targets")
     width = max(len(r["name"]) for r in rows)
-    click.echo(f"{'NAME':<{width}}  {'STATUS':<6}  {'LAST CHECK':<20}  {'VERS':>4}  {'CHGS':>4}  LAST CHANGE")
+    click.echo(f"{'NAME':<{width}}  {'STATUS':<6}  {'LAST CHECK':<20}  {'EVERY':>6}  {'VERS':>4}  {'CHGS':>4}  "
+               "LAST CHANGE")
     for r in rows:
-        line = (f"{r['name']:<{width}}  {r['status']:<6}  {r['last_check'] or '-':<20}  {r['versions']:>4}  "
-                f"{r['changes']:>4}  {r['last_change'] or '-'}")
+        line = (f"{r['name']:<{width}}  {r['status']:<6}  {r['last_check'] or '-':<20}  "
+                f"{_short_duration(r['interval_s']):>6}  {r['versions']:>4}  {r['changes']:>4}  {r['last_change'] or '-'}")
         click.echo(line)
         if r["last_error"] and r["status"] in ("error", "gone"):
             click.echo(f"{'':<{width}}  └ {r['last_error']}")
+
+
+def _short_duration(seconds: float) -> str:
+    """900 -> '15m', 5400 -> '1h30m', 0 -> '-' (not checked yet)."""
+    if not seconds:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            whole, rest = divmod(int(seconds), size)
+            smaller = {"d": ("h", 3600), "h": ("m", 60), "m": ("s", 1)}[unit]
+            part = rest // smaller[1]
+            return f"{whole}{unit}{part}{smaller[0]}" if part and whole < 10 else f"{whole}{unit}"
+    return f"{seconds:g}s"
+
+
+@main.command()
+@with_config
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--discover", is_flag=True, help="Read every site's feeds and sitemaps now, then list.")
+def sites(settings, as_json, discover) -> None:
+    """Each site: its feeds and sitemaps, posts watched, and how its last discovery went."""
+    from .app import discover_due
+    from .report import site_list
+
+    store = _store(settings)
+    try:
+        store.sync_targets(settings.targets, settings.interval, [s.name for s in settings.sites])
+        if discover:
+            for found in asyncio.run(discover_due(settings, store, every=True)):
+                if not as_json:
+                    click.echo(found.line())
+        rows = site_list(store, settings)
+    finally:
+        store.close()
+    if as_json:
+        return _emit_json(rows)
+    if not rows:
+        return click.echo("no sites (add one with `monitor add URL --site`, or a [[sites]] entry)")
+    for r in rows:
+        click.echo(f"{r['name']}: {r['posts']} posts ({r['unchecked']} not checked yet, {r['gone']} gone, "
+                   f"{r['duplicates']} duplicate URLs folded); discovery {r['status']}, last "
+                   f"{r['last_discovery'] or 'never'}, next {r['next_discovery'] or 'now'}")
+        for source in r["sources"]:
+            state = f"error: {source['error']}" if source["error"] else f"{source['urls'] or 0} URLs"
+            click.echo(f"  {source['url']}: {state}")
 
 
 def _target_or_fail(store, name):
@@ -408,6 +459,25 @@ def show(settings, name, version, raw, as_json) -> None:
         return _emit_json(show_dict(name, chosen, doc))
     click.echo(f"{doc.title}\n")
     click.echo("\n\n".join(doc.blocks))
+
+
+@main.command()
+@click.argument("url")
+@click.option("--site", is_flag=True, help="URL is a blog's home page: add it as a [[sites]] entry with the "
+                                           "feeds and sitemaps found there (fetches it now).")
+@click.option("--name", help="The entry's name (default: from the URL's host and path).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Path to targets.toml (default: ./targets.toml, or $MONITOR_CONFIG); created if missing.")
+def add(url, site, name, config_path) -> None:
+    """Add URL to targets.toml as a [[targets]] page (or, with --site, a [[sites]] blog), keeping
+    the file's comments and formatting. Exit 1 when --site finds no feed or sitemap; 2 for a bad
+    config, a name already taken or a URL already watched (the file is then unchanged)."""
+    from . import add as adding
+
+    try:
+        click.echo(adding.add(config_module.config_path(config_path), url, site=site, name=name))
+    except adding.AddError as exc:
+        _fail(str(exc), exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -89,6 +90,8 @@ class MonitorSettings(Strict):
     workers: int = Field(0, ge=0, le=64, description="processes sharing a `monitor check` pass; 0 = one per CPU "
                                                      "(at most 4) once there are 100 targets per process")
     per_host: int = Field(2, ge=1, description="requests in flight to one host")
+    host_delay: DurationOrZero = Field(0.0, description="least time between two requests to one host (a "
+                                                        "robots.txt Crawl-delay raises it for that host)")
     gone_after: int = Field(3, ge=1, description="consecutive 404/410 answers that raise 'gone'")
     jitter: float = Field(0.1, ge=0, le=0.5, description="fraction of the interval to spread checks by")
     alerts: list[str] = []
@@ -102,9 +105,13 @@ class MonitorSettings(Strict):
     web_token: str | None = Field(None, min_length=16, description="the web API's bearer token, for tools")
 
 
-EVENT_KINDS = ("first", "added", "removed", "edited", "restored", "formatting", "gone", "error", "recovered")
-Kind = Literal["first", "added", "removed", "edited", "restored", "formatting", "gone", "error", "recovered"]
-DEFAULT_KINDS = tuple(k for k in EVENT_KINDS if k not in ("first", "formatting"))
+EVENT_KINDS = ("first", "new_post", "added", "removed", "edited", "restored", "formatting", "gone", "error",
+               "recovered")
+Kind = Literal["first", "new_post", "added", "removed", "edited", "restored", "formatting", "gone", "error",
+               "recovered"]
+# Off unless a channel lists them: a target's first capture, typography-only edits, and a site's new
+# posts (a busy blog would otherwise fill the channel with every post it publishes).
+DEFAULT_KINDS = tuple(k for k in EVENT_KINDS if k not in ("first", "formatting", "new_post"))
 
 
 class Channel(Strict):
@@ -172,10 +179,10 @@ class AppriseChannel(Channel):
 AlertChannel = Annotated[SlackChannel | EmailChannel | WebhookChannel | AppriseChannel, Field(discriminator="type")]
 
 
-class Target(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=200)
-    url: str
-    interval: Duration | None = None
+class Watch(Strict):
+    """What to watch on a page and where to alert: a [[targets]] entry's keys, and the defaults a
+    [[sites]] entry gives every post it discovers."""
+
     selector: str | None = None
     ignore: list[str] = []
     ignore_text: list[str] = []
@@ -185,11 +192,6 @@ class Target(Strict):
     keywords: list[str] = []
     calibrate: bool | None = None
     learn: bool = True
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return _check_url(value)
 
     @field_validator("selector")
     @classmethod
@@ -212,10 +214,72 @@ class Target(Strict):
         return value
 
 
+class Target(Watch):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=200)
+    url: str
+    interval: Duration | None = None
+    robots: bool = Field(False, description="obey robots.txt for this page (a page listed by hand is fetched "
+                                            "like a browser bookmark; a site's discovered posts obey it)")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_url(value)
+
+
+class Site(Watch):
+    """A whole blog: its posts are discovered from feeds and sitemaps and each becomes a target.
+
+    The Watch keys are defaults every discovered post inherits; a post's interval adapts between
+    min_interval and max_interval."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=60)
+    feeds: list[str] = []
+    sitemaps: list[str] = []
+    include: list[str] = Field([], description="URL glob patterns; only matching posts are watched")
+    exclude: list[str] = Field([], description="URL glob patterns; matching posts are not watched")
+    discover_interval: Duration = Field(3600.0, description="how often the feeds and sitemaps are read again")
+    min_interval: Duration = Field(300.0, description="the pace of a new or just-edited post")
+    max_interval: Duration = Field(86400.0, description="the pace of an old, long-unchanged post")
+    robots: bool = Field(True, description="obey robots.txt (turn off only for your own sites)")
+
+    @field_validator("feeds", "sitemaps")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        return [_check_url(url) for url in value]
+
+    @model_validator(mode="after")
+    def _sources(self) -> "Site":
+        if not self.feeds and not self.sitemaps:
+            raise ValueError("a site needs at least one of feeds or sitemaps")
+        if self.min_interval > self.max_interval:
+            raise ValueError(f"min_interval ({self.min_interval:g}s) is longer than max_interval "
+                             f"({self.max_interval:g}s)")
+        return self
+
+
+class Post(Target):
+    """A discovered post as the check pipeline sees it: a Target with its site's settings.
+    Built from the database (never from the file), so it is constructed without re-validation."""
+
+    site: str
+    min_interval: float
+    max_interval: float
+    published: datetime | None = None
+
+    @classmethod
+    def of(cls, site: Site, name: str, url: str, published: datetime | None = None) -> "Post":
+        watch = {key: getattr(site, key) for key in Watch.model_fields}
+        return cls.model_construct(name=name, url=url, interval=None, robots=site.robots, site=site.name,
+                                   min_interval=site.min_interval, max_interval=site.max_interval,
+                                   published=published, **watch)
+
+
 class Config(Strict):
     monitor: MonitorSettings = MonitorSettings()
     alerts: dict[str, AlertChannel] = {}
     targets: list[Target] = []
+    sites: list[Site] = []
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
@@ -227,6 +291,14 @@ class Config(Strict):
             for channel in target.alerts or []:
                 if channel not in self.alerts:
                     raise ValueError(f"targets[{i}] ({target.name}): alerts names unknown channel {channel!r}")
+        sites: dict[str, int] = {}
+        for i, site in enumerate(self.sites):
+            if site.name in sites:
+                raise ValueError(f"sites[{i}]: duplicate site name {site.name!r} (also sites[{sites[site.name]}])")
+            sites[site.name] = i
+            for channel in site.alerts or []:
+                if channel not in self.alerts:
+                    raise ValueError(f"sites[{i}] ({site.name}): alerts names unknown channel {channel!r}")
         for channel in self.monitor.alerts:
             if channel not in self.alerts:
                 raise ValueError(f"monitor.alerts names unknown channel {channel!r}")
@@ -248,6 +320,13 @@ class Settings:
     @property
     def targets(self) -> list[Target]:
         return self.config.targets
+
+    @property
+    def sites(self) -> list[Site]:
+        return self.config.sites
+
+    def site(self, name: str) -> Site | None:
+        return next((s for s in self.sites if s.name == name), None)
 
     @property
     def database_url(self) -> str:
@@ -327,7 +406,7 @@ def _describe(loc: tuple, data: dict) -> str:
             parts[-1] += f"[{item}]"
             name = node[item].get("name") if isinstance(node, list) and isinstance(node[item], dict) else None
             if name:
-                parts[-1] += f" (target {name!r})"
+                parts[-1] += f" ({'site' if loc[0] == 'sites' else 'target'} {name!r})"
         elif i == len(loc) - 1 and parts:
             parts.append(f"key {item!r}")
         else:

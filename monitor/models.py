@@ -17,12 +17,40 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class Site(SQLModel, table=True):
+    """A whole blog watched through its feeds and sitemaps; its posts are targets with site_id set."""
+
+    __tablename__ = "sites"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+    status: str = "new"  # new | ok | error (the last discovery)
+    last_discovery_at: datetime | None = None
+    next_discovery_at: datetime | None = None
+    last_error: str | None = None
+    discoveries: int = 0
+    # Per feed/sitemap URL: {"etag", "last_modified", "error", "urls"} for conditional requests
+    # and for `monitor sites`.
+    sources: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
 class Target(SQLModel, table=True):
     __tablename__ = "targets"
+    __table_args__ = (Index("ix_targets_site_due", "site_id", "next_due_at"),)
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, index=True)
     url: str
     active: bool = True
+    # A discovered post: its site, when it was published (from the feed or sitemap), when a
+    # discovery last listed it, whether it was there at the site's first discovery (then no
+    # 'new_post' event), and the target it turned out to duplicate (by redirect or canonical URL).
+    site_id: int | None = Field(default=None, foreign_key="sites.id")
+    published_at: datetime | None = None
+    listed_at: datetime | None = None
+    baseline: bool = False
+    alias_of: int | None = None
+    unchanged_streak: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     interval_s: float = 900.0
     next_due_at: datetime | None = None

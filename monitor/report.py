@@ -14,10 +14,12 @@ def iso(when: datetime | None) -> str | None:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
 
 
-def target_dict(target: Target, versions: int = 0, changes: int = 0) -> dict:
+def target_dict(target: Target, versions: int = 0, changes: int = 0, site: str | None = None) -> dict:
     return {
         "name": target.name,
         "url": target.url,
+        "site": site,
+        "published": iso(target.published_at),
         "active": target.active,
         "status": target.status,
         "interval_s": target.interval_s,
@@ -105,7 +107,36 @@ def alert_dict(alert: Alert, event: Event, target: Target) -> dict:
 
 def target_list(store: Store, include_inactive: bool = False) -> list[dict]:
     counts = store.counts()
-    return [target_dict(t, *counts.get(t.id, (0, 0))) for t in store.targets(include_inactive)]
+    sites = store.site_names()
+    return [target_dict(t, *counts.get(t.id, (0, 0)), site=sites.get(t.site_id))
+            for t in store.targets(include_inactive)]
+
+
+def site_list(store: Store, settings) -> list[dict]:
+    """Each configured site: its sources, how many posts it has, and how its discovery went."""
+    rows = {r.name: r for r in store.site_rows()}
+    counts = store.post_counts()
+    out = []
+    for site in settings.sites:
+        row = rows.get(site.name)
+        c = counts.get(row.id, {}) if row else {}
+        sources = (row.sources or {}) if row else {}
+        out.append({
+            "name": site.name,
+            "feeds": site.feeds,
+            "sitemaps": site.sitemaps,
+            "posts": c.get("posts", 0),
+            "unchecked": c.get("new", 0),
+            "gone": c.get("gone", 0),
+            "duplicates": c.get("aliases", 0),
+            "status": row.status if row else "new",
+            "last_discovery": iso(row.last_discovery_at) if row else None,
+            "next_discovery": iso(row.next_discovery_at) if row else None,
+            "last_error": row.last_error if row else None,
+            "sources": [{"url": url, "urls": info.get("urls"), "error": info.get("error")}
+                        for url, info in sources.items()],
+        })
+    return out
 
 
 def alert_list(store: Store, failed_only: bool = False, limit: int = 200) -> list[dict]:
@@ -118,7 +149,8 @@ def history(store: Store, name: str, checks: int = 50) -> dict:
     changes = store.changes(target.id)
     seq_of = {v.id: v.seq for v in versions}
     return {
-        "target": target_dict(target, len(versions), sum(1 for c in changes if c.kind != "first")),
+        "target": target_dict(target, len(versions), sum(1 for c in changes if c.kind != "first"),
+                              site=store.site_names().get(target.site_id)),
         "versions": [version_dict(v) for v in versions],
         "changes": [change_dict(c, seq_of) for c in changes],
         "events": [event_dict(e) for e in reversed(store.events(target.id))],

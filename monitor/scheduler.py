@@ -1,8 +1,12 @@
-"""The daemon: one APScheduler interval job per target, the database as the source of truth.
+"""The daemon: one APScheduler interval job per configured target and per site's discovery; the
+database as the source of truth.
 
 Each target's next due time lives in the database, so a restart resumes the schedule; overdue
-targets are spread over a short window instead of all firing at once. SIGTERM/SIGINT let checks
-in flight finish; SIGHUP or an edited targets.toml reloads the targets without a restart.
+targets are spread over a short window instead of all firing at once. A site's posts (thousands)
+get no job each: one dispatcher reads the posts that are due from the database and keeps at most
+a few checks per host in flight, so the daemon's memory does not grow with the number of posts
+and a slow host never holds up the others. SIGTERM/SIGINT let checks in flight finish; SIGHUP or
+an edited targets.toml reloads the targets without a restart.
 """
 from __future__ import annotations
 
@@ -14,10 +18,10 @@ from datetime import datetime, timedelta, timezone
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from . import config
+from . import config, sites
 from .alerts.outbox import Outbox, Router
 from .check import Checker
-from .config import Settings, Target
+from .config import Post, Settings, Target
 from .fetch import Fetcher
 from .models import utcnow
 from .store import Store
@@ -26,6 +30,8 @@ log = logging.getLogger("monitor.daemon")
 
 OVERDUE_SPREAD = 60.0  # seconds over which targets found overdue at start are spread
 WATCH_EVERY = 2.0  # seconds between looks at targets.toml's modification time
+DISPATCH_EVERY = 1.0  # seconds between looks for due posts (sooner when a discovery found some)
+QUEUED_PER_HOST = 2  # post checks per host handed to the fetcher beyond its per-host limit
 
 
 def first_runs(targets: list[Target], next_due: dict[str, datetime | None], interval_of, now: datetime) -> dict[str, datetime]:
@@ -64,6 +70,9 @@ class Daemon:
         self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self.targets: dict[str, Target] = {}
         self.in_flight: set[asyncio.Task] = set()
+        self.posts_in_flight: dict[int, int] = {}  # target id -> site id
+        self.posts_due = asyncio.Event()
+        self.site_jobs: dict[str, config.Site] = {}
         self.stopping = asyncio.Event()
         self.reload_requested = asyncio.Event()
         self._config_watch = config.FileWatch(settings.path)
@@ -87,10 +96,80 @@ class Daemon:
         level = {"unchanged": logging.DEBUG, "error": logging.WARNING, "missing": logging.WARNING}
         log.log(level.get(result.outcome, logging.INFO), "%s", result.line())
 
+    async def run_discovery(self, name: str) -> None:
+        site = self.settings.site(name)
+        if site is None or self.stopping.is_set():
+            return
+        try:
+            found = await sites.discover_site(self.settings, self.store, self.checker.fetcher, site)
+        except Exception:  # a bug or a store failure costs this discovery, not the daemon
+            log.exception("discovery of %s failed", name)
+            return
+        log.log(logging.WARNING if found.errors else logging.INFO, "%s", found.line())
+        if found.new:
+            self.posts_due.set()
+
+    async def _check_post(self, post: Post, state) -> None:
+        try:
+            result = await self.checker.check(post, state)
+            if result.events:
+                self.outbox.wake.set()
+            if result.outcome == "first" and self.checker.calibrates(post):
+                await asyncio.sleep(self.settings.monitor.calibrate_delay)
+                fresh = self.store.state(post.name)
+                if fresh is not None:
+                    await self.checker.calibrate(post, fresh)
+            level = {"unchanged": logging.DEBUG, "error": logging.WARNING, "missing": logging.WARNING,
+                     "deferred": logging.DEBUG}
+            log.log(level.get(result.outcome, logging.INFO), "%s", result.line())
+        finally:
+            self.posts_in_flight.pop(state.id, None)
+            self.posts_due.set()
+
+    def dispatch_posts(self) -> int:
+        """Start the checks of posts that are due, as far as there is room: at most `concurrency`
+        x 2 in flight overall, and per site no more than the fetcher lets through to a host plus a
+        small queue, so a slow or paused site never fills the room the others need."""
+        room = self.settings.monitor.concurrency * 2 - len(self.posts_in_flight)
+        if room <= 0 or not self.settings.sites:
+            return 0
+        per_site = self.settings.monitor.per_host + QUEUED_PER_HOST
+        busy: dict[int, int] = {}
+        for site_id in self.posts_in_flight.values():
+            busy[site_id] = busy.get(site_id, 0) + 1
+        names = self.store.site_names()
+        now, started = utcnow(), 0
+        for site_id in [i for i, n in names.items() if self.settings.site(n) is not None]:
+            free = min(room - started, per_site - busy.get(site_id, 0))
+            if free <= 0:
+                continue
+            due = self.store.post_states([site_id], due_before=now, limit=free, skip=list(self.posts_in_flight))
+            for post, state in sites.posts(self.settings, due, names):
+                self.posts_in_flight[state.id] = site_id
+                task = asyncio.create_task(self._check_post(post, state))
+                self.in_flight.add(task)
+                task.add_done_callback(self.in_flight.discard)
+                started += 1
+        return started
+
+    async def _dispatcher(self) -> None:
+        while not self.stopping.is_set():
+            self.posts_due.clear()
+            try:
+                self.dispatch_posts()
+            except Exception:
+                log.exception("could not read the posts that are due")
+            try:
+                await asyncio.wait_for(self.posts_due.wait(), DISPATCH_EVERY)
+            except TimeoutError:
+                pass
+            if self.posts_due.is_set():
+                await asyncio.sleep(0.05)  # let a burst of finished checks free their slots together
+
     def schedule(self, settings: Settings) -> None:
-        """Make the scheduler's jobs match the targets in settings."""
+        """Make the scheduler's jobs match the targets and sites in settings."""
         wanted = {t.name: t for t in settings.targets}
-        states = self.store.sync_targets(settings.targets, settings.interval)
+        states = self.store.sync_targets(settings.targets, settings.interval, [s.name for s in settings.sites])
         for name in list(self.targets):
             if name not in wanted:
                 self.scheduler.remove_job(name)
@@ -110,7 +189,30 @@ class Daemon:
                                    name=target.name, replace_existing=True, max_instances=1, coalesce=True,
                                    misfire_grace_time=max(1, int(interval / 2)), next_run_time=runs[target.name])
             self.targets[target.name] = target
-        log.info("watching %d targets", len(self.targets))
+        self._schedule_sites(settings)
+        log.info("watching %d targets and %d sites", len(self.targets), len(self.site_jobs))
+
+    def _schedule_sites(self, settings: Settings) -> None:
+        wanted = {s.name: s for s in settings.sites}
+        for name in list(self.site_jobs):
+            if name not in wanted:
+                self.scheduler.remove_job("site:" + name)
+                del self.site_jobs[name]
+        rows = {r.name: r for r in self.store.site_rows()}
+        now = utcnow()
+        for name, site in wanted.items():
+            if self.site_jobs.get(name) == site:
+                continue
+            row = rows.get(name)
+            if self.site_jobs.get(name) is not None or row is None or row.next_discovery_at is None:
+                first = now  # a new site, or its sources or filters changed: discover now
+            else:
+                first = max(now, row.next_discovery_at)
+            trigger = IntervalTrigger(seconds=site.discover_interval, start_date=first, timezone=timezone.utc)
+            self.scheduler.add_job(self.run_discovery, trigger, args=[name], id="site:" + name, name="site:" + name,
+                                   replace_existing=True, max_instances=1, coalesce=True,
+                                   misfire_grace_time=max(1, int(site.discover_interval / 2)), next_run_time=first)
+            self.site_jobs[name] = site
 
     def reload(self) -> None:
         try:
@@ -145,11 +247,13 @@ class Daemon:
             watcher = asyncio.create_task(self._watch_config())
             # Alerts left pending by an earlier run (or a crash) go out first.
             delivery = asyncio.create_task(self.outbox.run(self.stopping))
+            dispatcher = asyncio.create_task(self._dispatcher())
             log.info("daemon started (config %s)", self.settings.path)
             await self.stopping.wait()
             log.info("stopping: waiting for %d checks in flight", len(self.in_flight))
             self.scheduler.shutdown(wait=False)
             watcher.cancel()
+            dispatcher.cancel()
             if self.in_flight:
                 await asyncio.gather(*self.in_flight, return_exceptions=True)
             self.outbox.wake.set()

@@ -24,9 +24,13 @@ def _time(description: str = ""):
 class Target(Shape):
     name: str
     url: str
-    active: bool = Field(description="false once the target is no longer in the config (its history is kept)")
+    site: str | None = Field(description="the site whose feeds or sitemaps listed this post; null for a "
+                                         "target from [[targets]]")
+    published: str | None = _time("when the post was published, as its feed or sitemap said")
+    active: bool = Field(description="false once the target is no longer in the config (its history is kept), "
+                                     "or when it turned out to duplicate another (same post at another URL)")
     status: Literal["new", "ok", "error", "gone"]
-    interval_s: float
+    interval_s: float = Field(description="the current interval; a site's posts adapt it")
     last_check: str | None = _time()
     last_ok: str | None = _time()
     last_change: str | None = _time()

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine, select
 
 from . import migrate
-from .models import Alert, Change, Check, Event, Target, Version, utcnow
+from .models import Alert, Change, Check, Event, Site, Target, Version, utcnow
 from .snapshots import Snapshots
 
 
@@ -45,6 +45,21 @@ class Capture:
 
 
 @dataclass
+class Due:
+    """When a target is checked next, and the pace behind it (kept for adaptive intervals)."""
+
+    at: datetime | None
+    interval: float
+    streak: int = 0  # unchanged checks in a row
+
+
+def _due(due: "Due | datetime | None") -> Due:
+    if isinstance(due, Due):
+        return due
+    return Due(due, 0.0)
+
+
+@dataclass
 class TargetState:
     """What a check needs to know about a target before fetching it."""
 
@@ -62,6 +77,13 @@ class TargetState:
     next_due_at: datetime | None
     rules: list | None = None
     path_strikes: dict | None = None
+    url: str = ""
+    site_id: int | None = None
+    published_at: datetime | None = None
+    created_at: datetime | None = None
+    last_change_at: datetime | None = None
+    unchanged_streak: int = 0
+    baseline: bool = False
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -86,7 +108,9 @@ def make_engine(url: str) -> Engine:
 
 _STATE_COLUMNS = (Target.id, Target.name, Target.status, Target.etag, Target.last_modified, Target.last_raw_sha,
                   Target.last_version_id, Target.last_check_id, Target.last_outcome, Target.consecutive_errors,
-                  Target.consecutive_missing, Target.next_due_at, Target.rules, Target.path_strikes)
+                  Target.consecutive_missing, Target.next_due_at, Target.rules, Target.path_strikes, Target.url,
+                  Target.site_id, Target.published_at, Target.created_at, Target.last_change_at,
+                  Target.unchanged_streak, Target.baseline)
 
 
 BATCH_SIZE = 500
@@ -100,10 +124,11 @@ _TARGET_OK = (update(Target).where(Target.id == bindparam("b_tid"))
               .values(last_check_at=bindparam("b_at"), last_ok_at=bindparam("b_at"), status="ok", last_error=None,
                       consecutive_errors=0, consecutive_missing=0, last_check_id=bindparam("b_cid"),
                       last_outcome="unchanged", etag=bindparam("b_etag"), last_modified=bindparam("b_lm"),
-                      last_raw_sha=bindparam("b_raw"), next_due_at=bindparam("b_due")))
+                      last_raw_sha=bindparam("b_raw"), next_due_at=bindparam("b_due"),
+                      unchanged_streak=bindparam("b_streak"), interval_s=bindparam("b_iv")))
 
 
-def no_alerts(target: str, kind: str, stats: dict, passages: list) -> list[tuple[str, bool]]:
+def no_alerts(target: str, kind: str, stats: dict, passages: list, site: str | None = None) -> list[tuple[str, bool]]:
     return []
 
 
@@ -116,6 +141,7 @@ class Store:
         self.router = router
         self._pending: list[dict] = []
         self._batching = False
+        self._site_names: dict[int, str] = {}
         self.engine = make_engine(database_url)
         self.snapshots = snapshots
         migrate.upgrade(self.engine)
@@ -139,13 +165,31 @@ class Store:
 
     # ---- targets -----------------------------------------------------------------------------
 
-    def sync_targets(self, targets: Iterable, interval_of) -> dict[str, TargetState]:
+    def sync_targets(self, targets: Iterable, interval_of, sites: Iterable[str] = ()) -> dict[str, TargetState]:
         """Make the targets table match the config: add new, update URLs and intervals, mark
-        targets no longer configured inactive (their history is kept). Returns state by name."""
+        targets no longer configured inactive (their history is kept). A site's discovered posts
+        stay as they are while the site is configured, and go inactive with it. Returns the
+        configured targets' states by name."""
         wanted = {t.name: t for t in targets}
+        sites = set(sites)
         with self.engine.begin() as conn:
+            site_rows = {r.name: r for r in conn.execute(select(Site.id, Site.name, Site.active))}
+            new_sites = [dict(name=n, active=True, created_at=utcnow(), status="new", discoveries=0, sources={})
+                         for n in sites if n not in site_rows]
+            if new_sites:
+                conn.execute(Site.__table__.insert(), new_sites)
+            for name, row in site_rows.items():
+                if row.active != (name in sites):
+                    conn.execute(update(Site).where(Site.id == row.id).values(active=name in sites))
+                    conn.execute(update(Target).where(Target.site_id == row.id, Target.alias_of.is_(None))
+                                 .values(active=name in sites))
             rows = {r.name: r for r in conn.execute(select(Target.id, Target.name, Target.url, Target.active,
-                                                           Target.interval_s))}
+                                                           Target.interval_s).where(Target.site_id.is_(None)))}
+            taken = set(conn.execute(select(Target.name).where(Target.site_id.is_not(None))).scalars())
+            clash = sorted(set(wanted) & taken)
+            if clash:
+                raise StoreError(f"target name {clash[0]!r} is already used by a discovered post of a site; "
+                                 "rename the target")
             new = [dict(name=n, url=t.url, interval_s=interval_of(t), created_at=utcnow(), active=True,
                         status="new", consecutive_errors=0, consecutive_missing=0)
                    for n, t in wanted.items() if n not in rows]
@@ -167,8 +211,158 @@ class Store:
                     values["active"] = True
                 if values:
                     conn.execute(update(Target).where(Target.id == row.id).values(**values))
-            states = {r.name: TargetState(*r) for r in conn.execute(select(*_STATE_COLUMNS).where(Target.active))}
+            states = {r.name: TargetState(*r) for r in conn.execute(
+                select(*_STATE_COLUMNS).where(Target.active, Target.site_id.is_(None)))}
         return states
+
+    def post_states(self, site_ids: Iterable[int] | None = None, due_before: datetime | None = None,
+                    limit: int | None = None, skip: Iterable[int] = ()) -> list[TargetState]:
+        """The active discovered posts (of the given sites; due before a time, soonest first)."""
+        query = select(*_STATE_COLUMNS).where(Target.active, Target.site_id.is_not(None))
+        if site_ids is not None:
+            query = query.where(Target.site_id.in_(list(site_ids)))
+        if due_before is not None:
+            query = query.where((Target.next_due_at <= due_before) | Target.next_due_at.is_(None))
+        skip = list(skip)
+        if skip:
+            query = query.where(Target.id.not_in(skip))
+        query = query.order_by(Target.next_due_at.is_not(None), Target.next_due_at, Target.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [TargetState(*r) for r in conn.execute(query)]
+
+    def next_post_due(self) -> datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.min(Target.next_due_at))
+                                .where(Target.active, Target.site_id.is_not(None))).scalar()
+
+    # ---- sites -------------------------------------------------------------------------------
+
+    def site_name(self, conn, site_id: int | None) -> str | None:
+        if site_id is None:
+            return None
+        if site_id not in self._site_names:
+            self._site_names[site_id] = conn.execute(select(Site.name).where(Site.id == site_id)).scalar()
+        return self._site_names[site_id]
+
+    def site_rows(self, active_only: bool = True) -> list[Site]:
+        with self.session() as session:
+            query = select(Site).order_by(Site.name)
+            if active_only:
+                query = query.where(Site.active)
+            return list(session.exec(query))
+
+    def site_row(self, name: str) -> Site | None:
+        with self.session() as session:
+            return session.exec(select(Site).where(Site.name == name)).first()
+
+    def post_counts(self) -> dict[int, dict[str, int]]:
+        """site id -> {"posts": active posts, "gone": posts gone, "aliases": duplicates folded}."""
+        counts: dict[int, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for site_id, active, status, alias, n in conn.execute(
+                    select(Target.site_id, Target.active, Target.status, Target.alias_of.is_not(None), func.count())
+                    .where(Target.site_id.is_not(None))
+                    .group_by(Target.site_id, Target.active, Target.status, Target.alias_of.is_not(None))):
+                c = counts.setdefault(site_id, {"posts": 0, "gone": 0, "aliases": 0, "new": 0})
+                if alias:
+                    c["aliases"] += n
+                elif active:
+                    c["posts"] += n
+                    c["gone"] += n if status == "gone" else 0
+                    c["new"] += n if status == "new" else 0
+        return counts
+
+    def target_names(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(Target.name)).scalars())
+
+    def site_names(self) -> dict[int, str]:
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(Site.id, Site.name)).all())
+
+    def known_urls(self) -> dict[str, int]:
+        """Every URL any target (configured, discovered, folded duplicate) has or last redirected
+        to -> the target's id: a discovery skips these, so one post is never watched twice."""
+        with self.engine.connect() as conn:
+            known = {url: tid for tid, url in conn.execute(select(Target.id, Target.url))}
+            finals = conn.execute(select(Version.final_url, Version.target_id).where(
+                Version.id.in_(select(Target.last_version_id).where(Target.last_version_id.is_not(None)))))
+            for url, tid in finals:
+                if url:
+                    known.setdefault(url, tid)
+        return known
+
+    def record_discovery(self, site_id: int, found: list[tuple[str, datetime | None]], names: dict[str, str],
+                         sources: dict, error: str | None, at: datetime, next_at: datetime,
+                         new_due: datetime | None = None) -> list[int]:
+        """One discovery of a site: new posts (URLs in `names`) become targets, due at `new_due`;
+        posts listed again are marked so; posts no longer listed stay watched. When there are new
+        posts, those that just left the listing are made due now: a post that moved to a new URL
+        is then found (by its redirect) before the new URL is taken for a new post. Returns the
+        new targets' ids."""
+        with self.engine.begin() as conn:
+            site = conn.execute(select(Site.discoveries, Site.last_discovery_at).where(Site.id == site_id)).one()
+            baseline = site.discoveries == 0
+            listed = [url for url, _ in found if url not in names]
+            for i in range(0, len(listed), BATCH_SIZE):
+                conn.execute(update(Target).where(Target.site_id == site_id, Target.url.in_(listed[i:i + BATCH_SIZE]))
+                             .values(listed_at=at))
+            new = [dict(name=names[url], url=url, site_id=site_id, published_at=published, listed_at=at,
+                        baseline=baseline, created_at=at, active=True, status="new", interval_s=0.0,
+                        consecutive_errors=0, consecutive_missing=0, unchanged_streak=0, next_due_at=new_due)
+                   for url, published in found if url in names]
+            if new:
+                conn.execute(Target.__table__.insert(), new)
+                if site.last_discovery_at is not None:
+                    conn.execute(update(Target).where(
+                        Target.site_id == site_id, Target.active, Target.listed_at == site.last_discovery_at,
+                        Target.next_due_at > at).values(next_due_at=at))
+            conn.execute(update(Site).where(Site.id == site_id).values(
+                last_discovery_at=at, next_discovery_at=next_at, status="error" if error else "ok",
+                last_error=error, discoveries=Site.discoveries + (0 if error and not found else 1), sources=sources))
+            if not new:
+                return []
+            ids = []
+            names_new = [n["name"] for n in new]
+            for i in range(0, len(names_new), BATCH_SIZE):
+                ids += conn.execute(select(Target.id).where(Target.name.in_(names_new[i:i + BATCH_SIZE]))).scalars()
+            return ids
+
+    def set_discovery_due(self, site_id: int, at: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(Site).where(Site.id == site_id).values(next_discovery_at=at))
+
+    def move_url(self, state: TargetState, url: str) -> TargetState | None:
+        """A post turned out to live at `url` (it redirected, or named it as canonical). Fold
+        duplicates: when another target already has that URL, the one with the longer history
+        stays (on ties the older), the other becomes an inactive alias of it. Returns the state of
+        the target that stays when it is not this one (this check then stops)."""
+        with self.engine.begin() as conn:
+            other = conn.execute(select(Target.id, Target.last_version_id, Target.site_id).where(
+                Target.url == url, Target.id != state.id, Target.active, Target.alias_of.is_(None))).first()
+            if other is None:
+                conn.execute(update(Target).where(Target.id == state.id).values(url=url))
+                state.url = url
+                return None
+            mine = conn.execute(select(func.count()).where(Version.target_id == state.id)).scalar()
+            theirs = conn.execute(select(func.count()).where(Version.target_id == other.id)).scalar()
+            keep_mine = mine > theirs or (mine == theirs and state.id < other.id)
+            keep, drop = (state.id, other.id) if keep_mine else (other.id, state.id)
+            conn.execute(update(Target).where(Target.id == drop).values(active=False, alias_of=keep))
+            if keep_mine:
+                conn.execute(update(Target).where(Target.id == state.id).values(url=url))
+                state.url = url
+                return None
+            row = conn.execute(select(*_STATE_COLUMNS).where(Target.id == keep)).first()
+        return TargetState(*row)
+
+    def defer(self, state: TargetState, until: datetime) -> None:
+        """The host asked us to wait: move the next check, record nothing else."""
+        with self.engine.begin() as conn:
+            conn.execute(update(Target).where(Target.id == state.id).values(next_due_at=until))
+        state.next_due_at = until
 
     def state(self, name: str) -> TargetState | None:
         with self.engine.connect() as conn:
@@ -208,7 +402,7 @@ class Store:
 
     def record_unchanged(self, state: TargetState, at: datetime, duration_ms: int, http_status: int | None,
                          etag: str | None, last_modified: str | None, raw_sha: str | None,
-                         next_due_at: datetime | None, recovered_event: str | None = None) -> None:
+                         next_due_at: "Due | datetime | None", recovered_event: str | None = None) -> None:
         """An unchanged check: extend the running 'unchanged' check row, or start one."""
         if etag is not None or last_modified is not None:
             state.etag, state.last_modified = etag, last_modified
@@ -216,7 +410,10 @@ class Store:
             state.last_raw_sha = raw_sha
         row = dict(b_tid=state.id, b_vid=state.last_version_id, b_cid=state.last_check_id, b_at=at,
                    b_ms=duration_ms, b_status=http_status, b_etag=state.etag, b_lm=state.last_modified,
-                   b_raw=state.last_raw_sha, b_due=next_due_at)
+                   b_raw=state.last_raw_sha)
+        due = _due(next_due_at)
+        row.update(b_due=due.at, b_streak=due.streak, b_iv=due.interval)
+        state.unchanged_streak, state.next_due_at = due.streak, due.at
         state.status, state.consecutive_errors, state.consecutive_missing = "ok", 0, 0
         if state.last_outcome == "unchanged" and state.last_check_id is not None and not recovered_event:
             self._pending.append(row)
@@ -235,17 +432,20 @@ class Store:
         state.last_check_id, state.last_outcome = row["b_cid"], "unchanged"
 
     def record_failure(self, state: TargetState, at: datetime, duration_ms: int, http_status: int | None,
-                       error: str, missing: bool, gone_after: int, next_due_at: datetime | None) -> list[str]:
+                       error: str, missing: bool, gone_after: int, next_due_at: "Due | datetime | None",
+                       gone_summary: str | None = None) -> list[str]:
         """A failed check: never a version. Returns the events it raised ('error' on the first
         failure after good checks, 'gone' when a page answered 404/410 gone_after times in a row)."""
         errors = state.consecutive_errors + 1
         misses = state.consecutive_missing + 1 if missing else 0
         events = []
         status = "error"
+        due = _due(next_due_at)
         if missing and misses >= gone_after:
             status = "gone"
             if misses == gone_after:
-                events.append(("gone", f"page gone: HTTP {http_status} on {misses} checks in a row; last good text kept"))
+                events.append(("gone", gone_summary or f"page gone: HTTP {http_status} on {misses} checks in a row; "
+                                                       "last good text kept"))
         elif state.status not in ("error", "gone"):
             events.append(("error", f"check failed: {error}"))
         with self.engine.begin() as conn:
@@ -254,7 +454,8 @@ class Store:
                 outcome="missing" if missing else "error", error=error)).inserted_primary_key[0]
             conn.execute(update(Target).where(Target.id == state.id).values(
                 last_check_at=at, status=status, last_error=error, consecutive_errors=errors,
-                consecutive_missing=misses, last_check_id=check_id, last_outcome="error", next_due_at=next_due_at))
+                consecutive_missing=misses, last_check_id=check_id, last_outcome="error", next_due_at=due.at,
+                interval_s=due.interval))
             for kind, summary in events:
                 self._event(conn, state, kind, summary, at)
         state.status, state.consecutive_errors, state.consecutive_missing = status, errors, misses
@@ -262,7 +463,7 @@ class Store:
         return [kind for kind, _ in events]
 
     def record_version(self, state: TargetState, capture: Capture, at: datetime, duration_ms: int,
-                       change: dict, next_due_at: datetime | None, previous_raw_sha: str | None = None) -> int:
+                       change: dict, next_due_at: "Due | datetime | None", previous_raw_sha: str | None = None) -> int:
         """A new version and the change that led to it: snapshot files first, then one transaction
         for version, change, event, check and target. Returns the version's number.
 
@@ -272,7 +473,11 @@ class Store:
         self.snapshots.put(capture.raw, capture.raw_sha, base=self.snapshots.keyframe(previous_raw_sha))
         self.snapshots.put(capture.text.encode("utf-8"), capture.text_sha, base=capture.raw_sha)
         outcome = "first" if change["kind"] == "first" else "changed"
+        due = _due(next_due_at)
+        edited = change["kind"] not in ("first", "rebaselined")  # what counts as the page changing
         with self.engine.begin() as conn:
+            if edited:
+                conn.execute(update(Target).where(Target.id == state.id).values(last_change_at=at))
             seq = (conn.execute(select(func.max(Version.seq)).where(Version.target_id == state.id)).scalar() or 0) + 1
             version_id = conn.execute(Version.__table__.insert().values(
                 target_id=state.id, seq=seq, text_sha=capture.text_sha, raw_sha=capture.raw_sha, first_seen=at,
@@ -285,19 +490,22 @@ class Store:
                 summary=change["summary"], score=change["score"], stats=change["stats"],
                 passages=change["passages"])).inserted_primary_key[0]
             if change.get("alert", True):
-                self._event(conn, state, change["kind"], change["summary"], at, change_id, change["stats"],
-                            change["passages"])
+                self._event(conn, state, change.get("event", change["kind"]), change.get("event_summary", change["summary"]),
+                            at, change_id, change["stats"], change["passages"])
             check_id = conn.execute(Check.__table__.insert().values(
                 target_id=state.id, at=at, until=at, count=1, duration_ms=duration_ms,
                 http_status=capture.http_status, outcome=outcome, version_id=version_id)).inserted_primary_key[0]
             conn.execute(update(Target).where(Target.id == state.id).values(
-                last_check_at=at, last_ok_at=at, last_change_at=at, status="ok", last_error=None,
+                last_check_at=at, last_ok_at=at, status="ok", last_error=None,
                 consecutive_errors=0, consecutive_missing=0, last_check_id=check_id, last_outcome=outcome,
                 last_version_id=version_id, last_raw_sha=capture.raw_sha, etag=capture.etag,
-                last_modified=capture.last_modified, next_due_at=next_due_at))
+                last_modified=capture.last_modified, next_due_at=due.at, interval_s=due.interval, unchanged_streak=0))
         state.last_version_id, state.last_check_id, state.last_outcome = version_id, check_id, outcome
         state.last_raw_sha, state.etag, state.last_modified = capture.raw_sha, capture.etag, capture.last_modified
         state.status, state.consecutive_errors, state.consecutive_missing = "ok", 0, 0
+        state.unchanged_streak, state.next_due_at = 0, due.at
+        if edited:
+            state.last_change_at = at
         return seq
 
     def _event(self, conn, state: TargetState, kind: str, summary: str, at: datetime, change_id: int | None = None,
@@ -305,7 +513,7 @@ class Store:
         """An event and its outbox rows, inside the caller's transaction."""
         event_id = conn.execute(Event.__table__.insert().values(
             target_id=state.id, change_id=change_id, kind=kind, created_at=at, summary=summary)).inserted_primary_key[0]
-        routes = self.router(state.name, kind, stats or {}, passages or [])
+        routes = self.router(state.name, kind, stats or {}, passages or [], self.site_name(conn, state.site_id))
         if routes:
             conn.execute(Alert.__table__.insert(), [
                 dict(event_id=event_id, channel=channel, priority=priority, state="pending", attempts=0,

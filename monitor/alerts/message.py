@@ -7,7 +7,7 @@ from datetime import datetime
 KIND_TITLES = {
     "removed": "Removed", "added": "Added", "edited": "Edited", "restored": "Restored",
     "gone": "Page gone", "error": "Check failing", "recovered": "Check recovered", "first": "Now watching",
-    "test": "Test alert",
+    "test": "Test alert", "new_post": "New post",
 }
 PASSAGE_CHARS = 600  # longer removed/added text is cut with "…"
 

@@ -1,0 +1,151 @@
+"""Discovery: read a site's feeds and sitemaps, and turn every post not yet watched into a target.
+
+Fetching goes through the shared Fetcher (so robots.txt, per-host limits and back-off apply to
+feeds and sitemaps as to posts), parsing through monitor/discover.py, writing through the store.
+Posts that drop out of a feed are never removed: feeds list only recent posts, and deletions are
+what this tool is for.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from . import discover
+from .config import Post, Settings, Site
+from .fetch import Fetcher
+from .models import utcnow
+from .store import Store, TargetState
+
+log = logging.getLogger("monitor.sites")
+
+MAX_CHILD_SITEMAPS = 1000   # children of one sitemap index that are read
+MAX_DEPTH = 2               # an index of indexes of sitemaps, no deeper
+NEW_POST_DELAY = 10.0       # seconds a new URL waits while posts that just left the listing are re-checked
+
+
+@dataclass
+class Discovery:
+    site: str
+    found: int = 0                  # post URLs listed by the site's feeds and sitemaps (after include/exclude)
+    new: list[int] = field(default_factory=list)   # ids of the targets created
+    skipped_robots: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        text = f"{self.site}: {self.found} posts listed, {len(self.new)} new"
+        if self.skipped_robots:
+            text += f", {self.skipped_robots} not watched (robots.txt)"
+        return text + "".join(f"\n  error: {e}" for e in self.errors)
+
+
+def _key(site: Site) -> str:
+    """What decides which listed URLs become posts: when it changes, every document is read whole
+    again (no conditional request), so posts it now lets in are found."""
+    return hashlib.sha256(json.dumps([site.include, site.exclude, site.robots]).encode()).hexdigest()[:16]
+
+
+async def _document(fetcher: Fetcher, url: str, site: Site, sources: dict) -> bytes | None:
+    """A feed or sitemap's bytes, or None when unchanged since last time (304). Raises
+    DiscoveryError, naming the document, when it cannot be fetched."""
+    known = sources.get(url, {})
+    if known.get("key") != _key(site):
+        known = {}
+    fetched = await fetcher.fetch(url, etag=known.get("etag"), last_modified=known.get("last_modified"),
+                                  robots=site.robots, document=True)
+    if fetched.error or not fetched.ok:
+        raise discover.DiscoveryError(f"{url}: {fetched.error or f'HTTP {fetched.status}'}")
+    entry = sources.setdefault(url, {})
+    entry.update(etag=fetched.headers.get("etag"), last_modified=fetched.headers.get("last-modified"),
+                 key=_key(site), error=None)
+    return None if fetched.not_modified else fetched.body
+
+
+async def _sitemap(fetcher: Fetcher, url: str, site: Site, sources: dict, found: dict, errors: list[str],
+                   depth: int = 0) -> None:
+    body = await _document(fetcher, url, site, sources)
+    if body is None:
+        # An unchanged index may still have children that changed (new posts go into the newest
+        # child sitemap): those are asked again, conditionally.
+        children = sources[url].get("children", [])
+    else:
+        parsed = discover.parse_sitemap(body, url)
+        for post_url, lastmod in parsed.urls:
+            found.setdefault(post_url, lastmod)
+        sources[url]["urls"] = len(parsed.urls)
+        children = parsed.sitemaps[:MAX_CHILD_SITEMAPS]
+        sources[url]["children"] = children
+    if children and depth >= MAX_DEPTH:
+        raise discover.DiscoveryError(f"sitemap {url}: sitemap indexes nested deeper than {MAX_DEPTH}")
+    for child in children:
+        try:
+            await _sitemap(fetcher, child, site, sources, found, errors, depth + 1)
+        except discover.DiscoveryError as exc:  # one broken child costs its own posts only
+            errors.append(str(exc))
+            sources.setdefault(child, {})["error"] = str(exc)
+
+
+async def discover_site(settings: Settings, store: Store, fetcher: Fetcher, site: Site,
+                        at: datetime | None = None) -> Discovery:
+    """One discovery of one site: read every feed and sitemap, add the posts not yet watched."""
+    at = at or utcnow()
+    row = store.site_row(site.name)
+    sources: dict = {url: dict(v) for url, v in (row.sources or {}).items()} if row else {}
+    result = Discovery(site.name)
+    found: dict[str, datetime | None] = {}
+    for url in site.feeds:
+        try:
+            body = await _document(fetcher, url, site, sources)
+            if body is not None:
+                entries = discover.parse_feed(body, url)
+                for entry in entries:
+                    found.setdefault(entry.url, entry.published or entry.updated)
+                sources[url]["urls"] = len(entries)
+        except discover.DiscoveryError as exc:
+            result.errors.append(str(exc))
+            sources.setdefault(url, {})["error"] = str(exc)
+    for url in site.sitemaps:
+        try:
+            await _sitemap(fetcher, url, site, sources, found, result.errors)
+        except discover.DiscoveryError as exc:
+            result.errors.append(str(exc))
+            sources.setdefault(url, {})["error"] = str(exc)
+    listed = {url: when for url, when in found.items() if discover.matches(url, site.include, site.exclude)}
+    result.found = len(listed)
+    known = store.known_urls()
+    fresh = [url for url in listed if url not in known]
+    if site.robots and fresh:
+        allowed = [url for url in fresh if await fetcher.allowed(url)]
+        result.skipped_robots = len(fresh) - len(allowed)
+        fresh = allowed
+    taken = store.target_names() | {t.name for t in settings.targets}
+    names = {}
+    for url in fresh:
+        names[url] = discover.name_for(site.name, url, taken)
+        taken.add(names[url])
+    error = "; ".join(result.errors) or None
+    if error and not listed:
+        log.warning("discovery of %s failed: %s", site.name, error)
+    site_id = row.id if row else store.site_row(site.name).id
+    result.new = store.record_discovery(
+        site_id, [(url, when) for url, when in listed.items()], names, sources, error, at,
+        at + timedelta(seconds=site.discover_interval), new_due=at + timedelta(seconds=NEW_POST_DELAY))
+    return result
+
+
+def due_sites(settings: Settings, store: Store, now: datetime) -> list[Site]:
+    rows = {r.name: r for r in store.site_rows()}
+    return [s for s in settings.sites
+            if s.name not in rows or rows[s.name].next_discovery_at is None or rows[s.name].next_discovery_at <= now]
+
+
+def posts(settings: Settings, states: list[TargetState], site_names: dict[int, str]) -> list[tuple[Post, TargetState]]:
+    """The check pipeline's view of discovered posts: each with its site's settings."""
+    out = []
+    for state in states:
+        site = settings.site(site_names.get(state.site_id, ""))
+        if site is not None:
+            out.append((Post.of(site, state.name, state.url, state.published_at), state))
+    return out

@@ -1,0 +1,299 @@
+"""Whole blogs: one [[sites]] entry watches every post its feeds and sitemaps list.
+
+A local blog (tests/sitegen_blog.py) on a real loopback server, the real CLI, a real SQLite file,
+a real webhook receiver for alerts."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import Page
+from sitegen_blog import Blog
+
+from monitor import pace
+
+WORDS = ("Agencies across the federal government are moving workloads to the cloud, and we are proud "
+         "to support them with the security and compliance they require.")
+ICE = ("Azure Government enables them to process data on edge devices or utilize deep learning "
+       "capabilities to accelerate facial recognition and identification.")
+
+
+def paragraphs(topic: str) -> list[str]:
+    return [f"{topic}: {WORDS}", f"Second paragraph about {topic}. {WORDS}", f"Closing words on {topic}. {WORDS}"]
+
+
+def config(blog: Blog, *, feeds=("/feed/",), sitemaps=("/sitemap.xml",), extra: str = "retries = 0",
+           channels: str = "", site_extra: str = "") -> str:
+    blog.publish()  # serve the blog as the test has set it up
+    feeds_toml = ", ".join(f'"{blog.url(f)}"' for f in feeds)
+    maps_toml = ", ".join(f'"{blog.url(m)}"' for m in sitemaps)
+    return f"""
+[monitor]
+calibrate = false
+timeout = "5s"
+alert_wait = "0s"
+{extra}
+{channels}
+
+[[sites]]
+name = "corp"
+feeds = [{feeds_toml}]
+sitemaps = [{maps_toml}]
+{site_extra}
+"""
+
+
+@pytest.fixture
+def blog(server):
+    b = Blog(server)
+    b.add("azure-gov-2018", "Federal agencies continue to advance", paragraphs("Azure") + [ICE], days_ago=400)
+    b.add("cloud-at-the-edge", "Cloud at the edge", paragraphs("edge"), days_ago=30)
+    b.add("teams-update", "Teams update", paragraphs("Teams"), days_ago=2)
+    b.add("quantum-news", "Quantum news", paragraphs("quantum"), days_ago=0.05)
+    return b
+
+
+def targets(workspace, include_inactive=False):
+    args = ("targets", "--all") if include_inactive else ("targets",)
+    return {t["name"]: t for t in workspace.json(*args)}
+
+
+def test_one_site_entry_discovers_and_checks_every_post(workspace, blog):
+    blog.feed_size = 2  # the feed lists only the newest two; the gzipped child sitemap lists all four
+    workspace.write_config(config(blog))
+    out = workspace.run("check").output
+    assert "corp: 4 posts listed, 4 new" in out
+    watched = targets(workspace)
+    assert sorted(watched) == ["corp-azure-gov-2018", "corp-cloud-at-the-edge", "corp-quantum-news",
+                               "corp-teams-update"]
+    assert all(t["site"] == "corp" and t["versions"] == 1 and t["status"] == "ok" for t in watched.values())
+    assert watched["corp-azure-gov-2018"]["url"] == blog.url("/blog/azure-gov-2018/")
+    # The ICE passage is in the stored text of the January post.
+    assert ICE in workspace.json("show", "corp-azure-gov-2018")["blocks"]
+    # Posts found at the site's first discovery are the baseline, not news.
+    assert not [e for e in workspace.json("history", "corp-quantum-news")["events"] if e["kind"] == "new_post"]
+
+    sites = workspace.json("sites")
+    assert sites[0]["posts"] == 4 and sites[0]["status"] == "ok" and sites[0]["last_error"] is None
+    by_url = {s["url"]: s for s in sites[0]["sources"]}
+    assert by_url[blog.url("/feed/")]["urls"] == 2
+    assert by_url[blog.url("/sitemap-posts.xml.gz")]["urls"] == 4
+    text = workspace.run("sites").output
+    assert "corp: 4 posts" in text and blog.url("/sitemap-posts.xml.gz") in text
+
+
+def test_an_atom_feed_alone_finds_the_posts(workspace, blog):
+    blog.feed_size = 10
+    workspace.write_config(config(blog, feeds=("/atom.xml",), sitemaps=()))
+    workspace.run("check")
+    assert len(targets(workspace)) == 4
+
+
+def test_a_new_post_raises_a_new_post_event_only_on_channels_that_ask(workspace, blog, receiver):
+    channels = f"""
+[alerts.newsroom]
+type = "webhook"
+url = "{receiver.url('/newsroom')}"
+kinds = ["new_post", "removed", "restored"]
+
+[alerts.default]
+type = "webhook"
+url = "{receiver.url('/default')}"
+"""
+    workspace.write_config(config(blog, channels=channels, site_extra='alerts = ["newsroom", "default"]'))
+    workspace.run("check")
+    assert receiver.delivered("/newsroom") == []  # the existing posts are the baseline
+
+    blog.add("new-policy", "Our new policy", paragraphs("policy"), days_ago=0)
+    out = workspace.run("check", "--discover").output
+    assert "1 new" in out
+    news = receiver.delivered("/newsroom")
+    assert [m["kind"] for m in news] == ["new_post"]
+    assert news[0]["target"]["url"] == blog.url("/blog/new-policy/")
+    assert "Our new policy" in news[0]["summary"]
+    assert receiver.delivered("/default") == []  # new_post is off unless a channel lists it
+
+    workspace.run("check")
+    assert len(receiver.delivered("/newsroom")) == 1  # once
+
+
+def test_a_post_that_drops_out_of_the_feed_is_still_watched_and_its_deletion_is_gone(workspace, blog, receiver):
+    channels = f"""
+[alerts.newsroom]
+type = "webhook"
+url = "{receiver.url('/hook')}"
+"""
+    blog.in_feed = {"azure-gov-2018", "quantum-news"}
+    workspace.write_config(config(blog, sitemaps=(), channels=channels, site_extra='alerts = ["newsroom"]'))
+    workspace.run("check")
+    assert sorted(targets(workspace)) == ["corp-azure-gov-2018", "corp-quantum-news"]
+
+    # The January post leaves the feed (newer posts push it out) ... and is then quietly edited.
+    blog.in_feed = {"quantum-news"}
+    blog.posts["azure-gov-2018"].paragraphs = paragraphs("Azure")
+    blog.publish()
+    workspace.run("check")
+    assert "corp-azure-gov-2018" in targets(workspace)
+    removed = receiver.delivered("/hook")
+    assert [m["kind"] for m in removed] == ["removed"]
+    assert "facial recognition" in " ".join(p["removed"] for p in removed[0]["passages"])
+
+    # Then it is deleted: 404 three times in a row -> gone, with its last text kept.
+    blog.posts["azure-gov-2018"].status = 404
+    blog.publish()
+    for _ in range(3):
+        workspace.run("check")
+    gone = [m for m in receiver.delivered("/hook") if m["kind"] == "gone"]
+    assert len(gone) == 1 and "post deleted" in gone[0]["summary"]
+    post = targets(workspace)["corp-azure-gov-2018"]
+    assert post["status"] == "gone" and post["versions"] == 2
+    assert WORDS in workspace.run("show", "corp-azure-gov-2018").output
+
+
+def test_a_post_moved_to_a_new_url_stays_one_target(workspace, blog, receiver):
+    channels = f"""
+[alerts.newsroom]
+type = "webhook"
+url = "{receiver.url('/hook')}"
+kinds = ["new_post", "removed", "added", "edited", "restored", "gone"]
+"""
+    blog.feed_size = 10
+    workspace.write_config(config(blog, channels=channels, site_extra='alerts = ["newsroom"]'))
+    workspace.run("check")
+    before = targets(workspace)["corp-teams-update"]
+
+    # The slug changes: the old URL answers 301 to the new one, feed and sitemap list only the new.
+    post = blog.posts["teams-update"]
+    blog.posts["teams-update-2026"] = type(post)("teams-update-2026", post.title, post.paragraphs, post.published)
+    post.moved_to = "teams-update-2026"
+    blog.publish()
+    workspace.run("check", "--discover")
+    workspace.run("check")
+
+    active = [t for t in targets(workspace).values() if "teams" in t["name"]]
+    assert len(active) == 1, active
+    assert active[0]["url"] == blog.url("/blog/teams-update-2026/")
+    assert active[0]["name"] == before["name"] and active[0]["versions"] == 1  # its history continues
+    folded = [t for t in targets(workspace, include_inactive=True).values() if "teams" in t["name"]
+              and not t["active"]]
+    assert [t["url"] for t in folded] == [blog.url("/blog/teams-update-2026/")]
+    assert receiver.delivered("/hook") == []  # not a new post, and nothing removed
+    assert workspace.json("sites")[0]["duplicates"] == 1
+
+
+def test_robots_txt_keeps_a_path_unwatched_unless_turned_off(workspace, blog, server):
+    blog.add("drafts-secret", "Draft", paragraphs("draft"), days_ago=1)
+    server.set("/robots.txt", Page("User-agent: *\nDisallow: /blog/drafts-\n",
+                                   headers={"Content-Type": "text/plain"}))
+    blog.feed_size = 10
+    workspace.write_config(config(blog))
+    out = workspace.run("check").output
+    assert "1 not watched (robots.txt)" in out
+    assert "corp-drafts-secret" not in targets(workspace)
+    assert len(targets(workspace)) == 4
+    assert blog.requests_for("/blog/drafts-secret/") == 0
+
+    workspace.write_config(config(blog, site_extra="robots = false"))
+    workspace.run("sites", "--discover")
+    workspace.run("check")
+    assert targets(workspace)["corp-drafts-secret"]["versions"] == 1
+
+
+def test_a_host_answering_429_is_waited_for_then_checked(workspace, blog, server):
+    blog.feed_size = 10
+    workspace.write_config(config(blog, extra="retries = 2\nper_host = 1"))  # one at a time: none in flight at the 429
+    refused = []
+    path = "/blog/cloud-at-the-edge/"
+    real = server.pages[path]
+
+    def busy(handler):
+        if not refused:
+            refused.append(time.monotonic())
+            handler.send_response(429)
+            handler.send_header("Retry-After", "2")
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", str(len(real.body)))
+        handler.end_headers()
+        handler.wfile.write(real.body)
+
+    server.set(path, Page(handler=busy))
+    stamps = []
+
+    class Stamped(list):
+        def append(self, item):
+            stamps.append((item[0], time.monotonic()))
+            super().append(item)
+
+    server.requests = Stamped(server.requests)
+    workspace.run("check")
+    watched = targets(workspace)
+    assert all(t["versions"] == 1 for t in watched.values()), watched
+    after = [(p, t) for p, t in stamps if p.startswith("/blog/") and t > refused[0]]
+    assert after and min(t for _, t in after) - refused[0] >= 1.9  # nothing to that host for 2 s
+
+
+def test_adaptive_pace_new_posts_often_old_ones_rarely_and_a_change_snaps_back(workspace, blog):
+    blog.feed_size = 10
+    workspace.write_config(config(blog, site_extra='min_interval = "5m"\nmax_interval = "1d"'))
+    workspace.run("check")
+    t = targets(workspace)
+    assert t["corp-quantum-news"]["interval_s"] == 300           # hours old: the minimum
+    assert t["corp-azure-gov-2018"]["interval_s"] == 86400       # a year old: the maximum
+    assert 300 < t["corp-teams-update"]["interval_s"] < 86400    # two days old: in between
+    assert "5m" in workspace.run("targets").output and "1d" in workspace.run("targets").output
+
+    workspace.run("check")
+    workspace.run("check")
+    grown = targets(workspace)["corp-quantum-news"]["interval_s"]
+    assert grown > 300  # unchanged checks in a row lengthen it
+
+    blog.posts["azure-gov-2018"].paragraphs = paragraphs("Azure")  # the old post is edited
+    blog.publish()
+    workspace.run("check")
+    assert targets(workspace)["corp-azure-gov-2018"]["interval_s"] == 300  # snaps back to the minimum
+
+
+def test_pace_is_bounded_and_grows_with_age_and_quiet():
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    lo, hi = 300.0, 86400.0
+    assert pace.interval(lo, hi, now, now, 0) == lo
+    assert pace.interval(lo, hi, now - timedelta(days=3650), now, 0) == hi
+    assert pace.interval(lo, hi, None, now, 0) == hi  # no date known: an old post
+    ages = [pace.interval(lo, hi, now - timedelta(days=d), now, 0) for d in (0, 1, 2, 7, 30)]
+    assert ages == sorted(ages) and ages[0] < ages[-1]
+    quiet = [pace.interval(lo, hi, now, now, n) for n in range(12)]
+    assert quiet == sorted(quiet) and quiet[1] > quiet[0] and max(quiet) <= hi
+
+
+def test_discovery_errors_are_reported_and_cost_nothing_else(workspace, blog, server):
+    server.set("/broken-feed", Page("<html><body>Oops, our CMS is down</body></html>"))
+    blog.feed_size = 10
+    workspace.write_config(config(blog, feeds=("/broken-feed",)))
+    result = workspace.run("check")
+    assert f"feed {blog.url('/broken-feed')}: not a feed" in result.output
+    assert len(targets(workspace)) == 4  # the sitemap still worked
+    site = workspace.json("sites")[0]
+    assert site["status"] == "error" and "not a feed" in site["last_error"]
+    assert "not a feed" in workspace.run("sites").output
+
+
+@pytest.mark.parametrize("body, message", [
+    ('[[sites]]\nname = "x"\n', "sites[0] (site 'x'): a site needs at least one of feeds or sitemaps"),
+    ('[[sites]]\nname = "x"\nfeeds = ["ftp://x/feed"]\n', "bad URL"),
+    ('[[sites]]\nname = "x"\nfeeds = ["https://x/feed"]\nmin_interval = "2d"\n', "longer than max_interval"),
+    ('[[sites]]\nname = "x"\nfeeds = ["https://x/feed"]\nfeed = "y"\n', "key 'feed': unknown key"),
+    ('[[sites]]\nname = "x"\nfeeds = ["https://x/f"]\n[[sites]]\nname = "x"\nsitemaps = ["https://x/s"]\n',
+     "duplicate site name 'x'"),
+    ('[[sites]]\nname = "x"\nfeeds = ["https://x/f"]\nalerts = ["nope"]\n', "unknown channel 'nope'"),
+])
+def test_site_config_errors_name_the_site_and_key(workspace, body, message):
+    workspace.write_config(body)
+    result = workspace.run("check", expect=2)
+    assert message in result.output, result.output
+    assert str(workspace.config) in result.output
