@@ -117,8 +117,11 @@ def run_pass(settings: Settings, store: Store, names: list[str] | None = None) -
 
 
 def _share(settings: Settings, workers: int) -> Settings:
+    # Each process has its own host gates: the per-host limit is divided, the least delay between
+    # two requests to a host multiplied, so a host sees no more than one process would send.
     monitor = settings.monitor.model_copy(update={
         "per_host": max(1, settings.monitor.per_host // workers),
+        "host_delay": settings.monitor.host_delay * workers,
         "concurrency": max(1, settings.monitor.concurrency // workers)})
     return Settings(settings.config.model_copy(update={"monitor": monitor}), settings.path)
 

@@ -217,8 +217,15 @@ def explain(settings, name, url, forget, as_json) -> None:
 
     if bool(name) == bool(url):
         _fail("give a target NAME or --url URL")
-    target = settings.target(name) if name else None
+    from .sites import post_named
+
     store = _store(settings) if name else None
+    target = None
+    if name:
+        target = next((t for t in settings.targets if t.name == name), None) or post_named(settings, store, name)
+        if target is None:
+            store.close()
+            _fail(f"no target named {name!r} in {settings.path} or among the posts of its sites")
     state = store.state(name) if store else None
     if forget:
         count = len(state.rules or []) if state else 0
@@ -227,7 +234,7 @@ def explain(settings, name, url, forget, as_json) -> None:
         store.close()
         return click.echo(f"forgot {count} learned rules of {name}")
     try:
-        report = asyncio.run(explain_page(settings, target, url, state.rules if state and target.learn else []))
+        report = asyncio.run(explain_page(settings, target, url, (state.rules or []) if state and target.learn else []))
     except Exception as exc:
         _fail(str(exc))
     finally:

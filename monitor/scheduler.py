@@ -87,7 +87,10 @@ class Daemon:
         task = asyncio.create_task(self.checker.check(target, state))
         self.in_flight.add(task)
         task.add_done_callback(self.in_flight.discard)
-        result = await asyncio.shield(task)
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:  # the daemon is stopping; it waits for the task itself
+            return
         if result.events:
             self.outbox.wake.set()
         if result.outcome == "first" and self.checker.calibrates(target):
@@ -100,12 +103,18 @@ class Daemon:
         site = self.settings.site(name)
         if site is None or self.stopping.is_set():
             return
+        task = asyncio.create_task(sites.discover_site(self.settings, self.store, self.checker.fetcher, site))
+        self.in_flight.add(task)  # a stop lets it finish, as it does checks
+        task.add_done_callback(self.in_flight.discard)
         try:
-            found = await sites.discover_site(self.settings, self.store, self.checker.fetcher, site)
+            found = await asyncio.shield(task)
+        except asyncio.CancelledError:  # the daemon is stopping; it waits for the task itself
+            return
         except Exception:  # a bug or a store failure costs this discovery, not the daemon
             log.exception("discovery of %s failed", name)
             return
-        log.log(logging.WARNING if found.errors else logging.INFO, "%s", found.line())
+        level = logging.WARNING if found.errors else logging.INFO if found.new else logging.DEBUG
+        log.log(level, "%s", found.line())
         if found.new:
             self.posts_due.set()
 

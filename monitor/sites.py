@@ -30,11 +30,14 @@ NEW_POST_DELAY = 10.0       # seconds a new URL waits while posts that just left
 class Discovery:
     site: str
     found: int = 0                  # post URLs listed by the site's feeds and sitemaps (after include/exclude)
+    unchanged: int = 0              # documents that answered 304 Not Modified
     new: list[int] = field(default_factory=list)   # ids of the targets created
     skipped_robots: int = 0
     errors: list[str] = field(default_factory=list)
 
     def line(self) -> str:
+        if not self.found and self.unchanged and not self.errors:
+            return f"{self.site}: feeds and sitemaps unchanged"
         text = f"{self.site}: {self.found} posts listed, {len(self.new)} new"
         if self.skipped_robots:
             text += f", {self.skipped_robots} not watched (robots.txt)"
@@ -47,44 +50,64 @@ def _key(site: Site) -> str:
     return hashlib.sha256(json.dumps([site.include, site.exclude, site.robots]).encode()).hexdigest()[:16]
 
 
-async def _document(fetcher: Fetcher, url: str, site: Site, sources: dict) -> bytes | None:
-    """A feed or sitemap's bytes, or None when unchanged since last time (304). Raises
-    DiscoveryError, naming the document, when it cannot be fetched."""
-    known = sources.get(url, {})
-    if known.get("key") != _key(site):
-        known = {}
-    fetched = await fetcher.fetch(url, etag=known.get("etag"), last_modified=known.get("last_modified"),
-                                  robots=site.robots, document=True)
-    if fetched.error or not fetched.ok:
-        raise discover.DiscoveryError(f"{url}: {fetched.error or f'HTTP {fetched.status}'}")
-    entry = sources.setdefault(url, {})
-    entry.update(etag=fetched.headers.get("etag"), last_modified=fetched.headers.get("last-modified"),
-                 key=_key(site), error=None)
-    return None if fetched.not_modified else fetched.body
+class _Reader:
+    """Reads one site's documents for one discovery, collecting post URLs, errors and what is
+    remembered per document for the next time (ETag, Last-Modified, a sitemap index's children)."""
 
+    def __init__(self, fetcher: Fetcher, site: Site, sources: dict, result: Discovery):
+        self.fetcher, self.site, self.sources, self.result = fetcher, site, sources, result
+        self.found: dict[str, datetime | None] = {}
 
-async def _sitemap(fetcher: Fetcher, url: str, site: Site, sources: dict, found: dict, errors: list[str],
-                   depth: int = 0) -> None:
-    body = await _document(fetcher, url, site, sources)
-    if body is None:
-        # An unchanged index may still have children that changed (new posts go into the newest
-        # child sitemap): those are asked again, conditionally.
-        children = sources[url].get("children", [])
-    else:
-        parsed = discover.parse_sitemap(body, url)
-        for post_url, lastmod in parsed.urls:
-            found.setdefault(post_url, lastmod)
-        sources[url]["urls"] = len(parsed.urls)
-        children = parsed.sitemaps[:MAX_CHILD_SITEMAPS]
-        sources[url]["children"] = children
-    if children and depth >= MAX_DEPTH:
-        raise discover.DiscoveryError(f"sitemap {url}: sitemap indexes nested deeper than {MAX_DEPTH}")
-    for child in children:
+    async def document(self, url: str) -> bytes | None:
+        """A feed or sitemap's bytes, or None when unchanged since last time (304). Raises
+        DiscoveryError, naming the document, when it cannot be fetched."""
+        known = self.sources.get(url, {})
+        if known.get("key") != _key(self.site):
+            known = {}
+        fetched = await self.fetcher.fetch(url, etag=known.get("etag"), last_modified=known.get("last_modified"),
+                                           robots=self.site.robots, document=True)
+        if fetched.error or not fetched.ok:
+            raise discover.DiscoveryError(f"{url}: {fetched.error or f'HTTP {fetched.status}'}")
+        entry = self.sources.setdefault(url, {})
+        entry.update(etag=fetched.headers.get("etag"), last_modified=fetched.headers.get("last-modified"),
+                     key=_key(self.site), error=None)
+        if fetched.not_modified:
+            self.result.unchanged += 1
+            return None
+        return fetched.body
+
+    async def feed(self, url: str) -> None:
+        body = await self.document(url)
+        if body is not None:
+            entries = discover.parse_feed(body, url)
+            for entry in entries:
+                self.found.setdefault(entry.url, entry.published or entry.updated)
+            self.sources[url]["urls"] = len(entries)
+
+    async def sitemap(self, url: str, depth: int = 0) -> None:
+        body = await self.document(url)
+        if body is None:
+            # An unchanged index may still have children that changed (new posts go into the
+            # newest child sitemap): those are asked again, conditionally.
+            children = self.sources[url].get("children", [])
+        else:
+            parsed = discover.parse_sitemap(body, url)
+            for post_url, lastmod in parsed.urls:
+                self.found.setdefault(post_url, lastmod)
+            self.sources[url]["urls"] = len(parsed.urls)
+            children = parsed.sitemaps[:MAX_CHILD_SITEMAPS]
+            self.sources[url]["children"] = children
+        if children and depth >= MAX_DEPTH:
+            raise discover.DiscoveryError(f"sitemap {url}: sitemap indexes nested deeper than {MAX_DEPTH}")
+        for child in children:
+            await self.read(self.sitemap, child, depth + 1)  # one broken child costs its own posts only
+
+    async def read(self, how, url: str, *args) -> None:
         try:
-            await _sitemap(fetcher, child, site, sources, found, errors, depth + 1)
-        except discover.DiscoveryError as exc:  # one broken child costs its own posts only
-            errors.append(str(exc))
-            sources.setdefault(child, {})["error"] = str(exc)
+            await how(url, *args)
+        except discover.DiscoveryError as exc:
+            self.result.errors.append(str(exc))
+            self.sources.setdefault(url, {})["error"] = str(exc)
 
 
 async def discover_site(settings: Settings, store: Store, fetcher: Fetcher, site: Site,
@@ -94,25 +117,12 @@ async def discover_site(settings: Settings, store: Store, fetcher: Fetcher, site
     row = store.site_row(site.name)
     sources: dict = {url: dict(v) for url, v in (row.sources or {}).items()} if row else {}
     result = Discovery(site.name)
-    found: dict[str, datetime | None] = {}
+    reader = _Reader(fetcher, site, sources, result)
     for url in site.feeds:
-        try:
-            body = await _document(fetcher, url, site, sources)
-            if body is not None:
-                entries = discover.parse_feed(body, url)
-                for entry in entries:
-                    found.setdefault(entry.url, entry.published or entry.updated)
-                sources[url]["urls"] = len(entries)
-        except discover.DiscoveryError as exc:
-            result.errors.append(str(exc))
-            sources.setdefault(url, {})["error"] = str(exc)
+        await reader.read(reader.feed, url)
     for url in site.sitemaps:
-        try:
-            await _sitemap(fetcher, url, site, sources, found, result.errors)
-        except discover.DiscoveryError as exc:
-            result.errors.append(str(exc))
-            sources.setdefault(url, {})["error"] = str(exc)
-    listed = {url: when for url, when in found.items() if discover.matches(url, site.include, site.exclude)}
+        await reader.read(reader.sitemap, url)
+    listed = {url: when for url, when in reader.found.items() if discover.matches(url, site.include, site.exclude)}
     result.found = len(listed)
     known = store.known_urls()
     fresh = [url for url in listed if url not in known]
@@ -126,12 +136,12 @@ async def discover_site(settings: Settings, store: Store, fetcher: Fetcher, site
         names[url] = discover.name_for(site.name, url, taken)
         taken.add(names[url])
     error = "; ".join(result.errors) or None
-    if error and not listed:
-        log.warning("discovery of %s failed: %s", site.name, error)
-    site_id = row.id if row else store.site_row(site.name).id
+    row = row or store.site_row(site.name)
+    first = row.discoveries == 0  # nothing can have moved yet: check at once
     result.new = store.record_discovery(
-        site_id, [(url, when) for url, when in listed.items()], names, sources, error, at,
-        at + timedelta(seconds=site.discover_interval), new_due=at + timedelta(seconds=NEW_POST_DELAY))
+        row.id, [(url, when) for url, when in listed.items()], names, sources, error, at,
+        at + timedelta(seconds=site.discover_interval),
+        new_due=at if first else at + timedelta(seconds=NEW_POST_DELAY))
     return result
 
 
@@ -149,3 +159,12 @@ def posts(settings: Settings, states: list[TargetState], site_names: dict[int, s
         if site is not None:
             out.append((Post.of(site, state.name, state.url, state.published_at), state))
     return out
+
+
+def post_named(settings: Settings, store: Store, name: str) -> Post | None:
+    """A discovered post by target name, with its site's settings; None if there is none."""
+    state = store.state(name)
+    if state is None or state.site_id is None:
+        return None
+    found = posts(settings, [state], store.site_names())
+    return found[0][0] if found else None

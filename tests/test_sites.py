@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import Page
+from conftest import Page, wait_for
 from sitegen_blog import Blog
 
 from monitor import pace
@@ -82,6 +82,9 @@ def test_one_site_entry_discovers_and_checks_every_post(workspace, blog):
     assert by_url[blog.url("/sitemap-posts.xml.gz")]["urls"] == 4
     text = workspace.run("sites").output
     assert "corp: 4 posts" in text and blog.url("/sitemap-posts.xml.gz") in text
+    # A post is a target like any other for the reading commands.
+    explained = workspace.json("explain", "corp-azure-gov-2018")
+    assert any(ICE in b["text"] and b["reason"] is None for b in explained["blocks"]), explained["blocks"]
 
 
 def test_an_atom_feed_alone_finds_the_posts(workspace, blog):
@@ -297,3 +300,78 @@ def test_site_config_errors_name_the_site_and_key(workspace, body, message):
     result = workspace.run("check", expect=2)
     assert message in result.output, result.output
     assert str(workspace.config) in result.output
+
+
+def test_the_daemon_discovers_checks_and_alerts_a_whole_site(workspace, blog, receiver, daemon_factory):
+    channels = f"""
+[alerts.newsroom]
+type = "webhook"
+url = "{receiver.url('/hook')}"
+kinds = ["new_post", "removed", "restored"]
+"""
+    blog.feed_size = 10
+    workspace.write_config(config(blog, channels=channels, site_extra=(
+        'alerts = ["newsroom"]\ndiscover_interval = "1s"\nmin_interval = "1s"\nmax_interval = "2s"')))
+    daemon = daemon_factory()
+    wait_for(lambda: len(targets(workspace)) == 4 and all(t["versions"] for t in targets(workspace).values()), timeout=20)
+
+    blog.add("new-policy", "Our new policy", paragraphs("policy"), days_ago=0)
+    wait_for(lambda: [m for m in receiver.delivered("/hook") if m["kind"] == "new_post"], timeout=25)
+
+    blog.posts["azure-gov-2018"].paragraphs = paragraphs("Azure")  # the ICE passage deleted ...
+    blog.publish()
+    removed = wait_for(lambda: [m for m in receiver.delivered("/hook") if m["kind"] == "removed"], timeout=15)
+    assert "facial recognition" in " ".join(p["removed"] for p in removed[0]["passages"])
+    blog.posts["azure-gov-2018"].paragraphs = paragraphs("Azure") + [ICE]  # ... and put back
+    blog.publish()
+    wait_for(lambda: [m for m in receiver.delivered("/hook") if m["kind"] == "restored"], timeout=15)
+
+    assert daemon.stop() == 0
+    kinds = [m["kind"] for m in receiver.delivered("/hook")]
+    assert kinds.count("new_post") == 1 and kinds.count("removed") == 1 and kinds.count("restored") == 1
+    assert "Traceback" not in daemon.output()
+
+
+BILLION_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaaaaaaaa">'
+                  + "".join(f'<!ENTITY {c} "{("&" + p + ";") * 10}">' for p, c in zip("abcdefgh", "bcdefghi"))
+                  + ']><rss version="2.0"><channel><item><link>&i;</link></item></channel></rss>')
+EXTERNAL = ('<?xml version="1.0"?><!DOCTYPE urlset [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><url><loc>&x;</loc></url></urlset>')
+
+
+def _huge(handler):
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/xml")
+    handler.send_header("Content-Length", str(60_000_000))
+    handler.end_headers()
+    try:
+        handler.wfile.write(b"<urlset>" + b" " * 1_000_000)
+    except OSError:
+        pass
+
+
+@pytest.mark.parametrize("kind, page, problem", [
+    ("feed", Page(BILLION_LAUGHS, headers={"Content-Type": "application/rss+xml"}), "entit"),
+    ("sitemap", Page(EXTERNAL, headers={"Content-Type": "application/xml"}), "entit"),
+    ("sitemap", Page(handler=_huge), "too large"),
+    ("feed", Page('<?xml version="1.0"?><rss><channel><item><link>http://x/a</lin', headers={
+        "Content-Type": "application/rss+xml"}), "feed"),
+    ("sitemap", Page(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40, headers={"Content-Type": "image/png"}),
+     "not a sitemap"),
+])
+def test_a_hostile_feed_or_sitemap_is_one_clear_discovery_error(workspace, server, kind, page, problem):
+    server.set("/doc", page)
+    url = server.url("/doc")
+    workspace.write_config(f"""
+[monitor]
+retries = 0
+
+[[sites]]
+name = "hostile"
+{kind}s = ["{url}"]
+""")
+    out = workspace.run("check").output
+    assert url in out and problem in out.lower(), out
+    assert targets(workspace) == {}
+    site = workspace.json("sites")[0]
+    assert site["status"] == "error" and url in site["last_error"] and site["posts"] == 0
