@@ -59,7 +59,7 @@ def nginx_features(nginx: str) -> tuple[tuple[int, ...], bool]:
     return version, "http_stub_status_module" in output
 
 
-def nginx_config(root: Path, state: Path, port: int, with_status: bool) -> str:
+def nginx_config(root: Path, state: Path, port: int, with_status: bool, types: dict[str, str] | None = None) -> str:
     temp = state / "temp"
     status_location = (f"        location = {STATUS_PATH} {{\n            stub_status;\n        }}"
                        if with_status else "")
@@ -86,7 +86,7 @@ http {{
         text/html html;
         text/css css;
         application/javascript js;
-    }}
+{"".join(f"        {mime} {ext};{chr(10)}" for ext, mime in (types or {}).items())}    }}
     default_type application/octet-stream;
     charset utf-8;
 
@@ -114,8 +114,10 @@ http {{
 class NginxServer:
     """Context manager: `with NginxServer(nginx, root, state) as server: ...`"""
 
-    def __init__(self, nginx: str, root: Path, state: Path):
+    def __init__(self, nginx: str, root: Path, state: Path, types: dict[str, str] | None = None):
+        """`types`: more MIME types by file extension, e.g. {"xml": "text/xml"}."""
         self.nginx, self.root, self.state = nginx, root.resolve(), state.resolve()
+        self.types = types
         self.port = 0
         self.process: subprocess.Popen | None = None
         version, self.has_status = nginx_features(nginx)
@@ -142,7 +144,7 @@ class NginxServer:
     def _launch(self) -> bool:
         (self.state / "temp").mkdir(parents=True, exist_ok=True)
         config = self.state / "nginx.conf"
-        config.write_text(nginx_config(self.root, self.state, self.port, self.has_status))
+        config.write_text(nginx_config(self.root, self.state, self.port, self.has_status, self.types))
         command = [self.nginx, "-p", f"{self.state}/", "-c", str(config)]
         if self.error_log_flag:
             command += ["-e", str(self.state / "error.log")]

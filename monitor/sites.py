@@ -23,7 +23,8 @@ log = logging.getLogger("monitor.sites")
 
 MAX_CHILD_SITEMAPS = 1000   # children of one sitemap index that are read
 MAX_DEPTH = 2               # an index of indexes of sitemaps, no deeper
-NEW_POST_DELAY = 10.0       # seconds a new URL waits while posts that just left the listing are re-checked
+NEW_POST_DELAY = 10.0       # seconds a new URL waits while posts that just left a feed are re-checked
+MAX_REMEMBERED = 1000       # URLs of a feed remembered to tell which posts left it
 
 
 @dataclass
@@ -57,6 +58,7 @@ class _Reader:
     def __init__(self, fetcher: Fetcher, site: Site, sources: dict, result: Discovery):
         self.fetcher, self.site, self.sources, self.result = fetcher, site, sources, result
         self.found: dict[str, datetime | None] = {}
+        self.left: set[str] = set()
 
     async def document(self, url: str) -> bytes | None:
         """A feed or sitemap's bytes, or None when unchanged since last time (304). Raises
@@ -82,7 +84,11 @@ class _Reader:
             entries = discover.parse_feed(body, url)
             for entry in entries:
                 self.found.setdefault(entry.url, entry.published or entry.updated)
-            self.sources[url]["urls"] = len(entries)
+            listed = [entry.url for entry in entries][:MAX_REMEMBERED]
+            # Posts this feed listed last time and no longer does: with a new post beside them,
+            # one of them may be that post at its old URL.
+            self.left.update(set(self.sources[url].get("listed", [])) - set(listed))
+            self.sources[url].update(urls=len(entries), listed=listed)
 
     async def sitemap(self, url: str, depth: int = 0) -> None:
         body = await self.document(url)
@@ -141,7 +147,7 @@ async def discover_site(settings: Settings, store: Store, fetcher: Fetcher, site
     result.new = store.record_discovery(
         row.id, [(url, when) for url, when in listed.items()], names, sources, error, at,
         at + timedelta(seconds=site.discover_interval),
-        new_due=at if first else at + timedelta(seconds=NEW_POST_DELAY))
+        new_due=at if first else at + timedelta(seconds=NEW_POST_DELAY), recheck=sorted(reader.left - set(listed)))
     return result
 
 

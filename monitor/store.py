@@ -296,14 +296,14 @@ class Store:
 
     def record_discovery(self, site_id: int, found: list[tuple[str, datetime | None]], names: dict[str, str],
                          sources: dict, error: str | None, at: datetime, next_at: datetime,
-                         new_due: datetime | None = None) -> list[int]:
+                         new_due: datetime | None = None, recheck: list[str] = ()) -> list[int]:
         """One discovery of a site: new posts (URLs in `names`) become targets, due at `new_due`;
         posts listed again are marked so; posts no longer listed stay watched. When there are new
-        posts, those that just left the listing are made due now: a post that moved to a new URL
-        is then found (by its redirect) before the new URL is taken for a new post. Returns the
-        new targets' ids."""
+        posts, the posts at the `recheck` URLs (those that just left a feed) are made due now: a
+        post that moved to a new URL is then found (by its redirect) before the new URL is taken
+        for a new post. Returns the new targets' ids."""
         with self.engine.begin() as conn:
-            site = conn.execute(select(Site.discoveries, Site.last_discovery_at).where(Site.id == site_id)).one()
+            site = conn.execute(select(Site.discoveries).where(Site.id == site_id)).one()
             baseline = site.discoveries == 0
             listed = [url for url, _ in found if url not in names]
             for i in range(0, len(listed), BATCH_SIZE):
@@ -315,9 +315,10 @@ class Store:
                    for url, published in found if url in names]
             if new:
                 conn.execute(Target.__table__.insert(), new)
-                if site.last_discovery_at is not None:
+                recheck = list(recheck)
+                for i in range(0, len(recheck), BATCH_SIZE):
                     conn.execute(update(Target).where(
-                        Target.site_id == site_id, Target.active, Target.listed_at == site.last_discovery_at,
+                        Target.site_id == site_id, Target.active, Target.url.in_(recheck[i:i + BATCH_SIZE]),
                         Target.next_due_at > at).values(next_due_at=at))
             conn.execute(update(Site).where(Site.id == site_id).values(
                 last_discovery_at=at, next_discovery_at=next_at, status="error" if error else "ok",

@@ -4,6 +4,7 @@ A local blog (tests/sitegen_blog.py) on a real loopback server, the real CLI, a 
 a real webhook receiver for alerts."""
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -85,6 +86,22 @@ def test_one_site_entry_discovers_and_checks_every_post(workspace, blog):
     # A post is a target like any other for the reading commands.
     explained = workspace.json("explain", "corp-azure-gov-2018")
     assert any(ICE in b["text"] and b["reason"] is None for b in explained["blocks"]), explained["blocks"]
+
+
+def test_the_web_ui_shows_a_post_with_its_site_and_keywords(workspace, blog):
+    import story
+
+    workspace.write_config(config(blog, site_extra='keywords = ["facial recognition"]'))
+    workspace.run("check")
+    ui = story.UI(workspace)
+    try:
+        page = ui.get("/targets/corp-azure-gov-2018")
+        assert page.status_code == 200
+        text = " ".join(re.sub(r"<[^>]+>", " ", page.text).split())
+        assert "Site corp, published" in text and "Keywords facial recognition" in text
+        assert "not in config" not in text
+    finally:
+        ui.close()
 
 
 def test_an_atom_feed_alone_finds_the_posts(workspace, blog):
@@ -375,3 +392,20 @@ name = "hostile"
     assert targets(workspace) == {}
     site = workspace.json("sites")[0]
     assert site["status"] == "error" and url in site["last_error"] and site["posts"] == 0
+
+
+def test_a_new_post_makes_due_only_the_posts_that_left_the_feed(workspace, blog, server):
+    blog.feed_size = 2
+    workspace.write_config(config(blog))
+    workspace.run("check")
+    frozen = {p: server.pages[p] for p in ("/sitemap.xml", "/sitemap-posts.xml.gz")}
+    blog.add("new-policy", "Our new policy", paragraphs("policy"), days_ago=0)
+    server.pages.update(frozen)  # the sitemaps are not regenerated yet: they answer 304
+    out = workspace.run("sites", "--discover").output
+    assert "1 new" in out
+    now = datetime.now(timezone.utc) + timedelta(seconds=1)
+    due = sorted(name for name, t in targets(workspace).items()
+                 if t["next_due"] and datetime.fromisoformat(t["next_due"].replace("Z", "+00:00")) <= now)
+    # The feed listed quantum-news and teams-update; now new-policy and quantum-news. Only the
+    # post that left it is re-checked at once (it may be the new post at its old URL).
+    assert due == ["corp-teams-update"], due

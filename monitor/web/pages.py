@@ -127,8 +127,10 @@ def target(request: Request, name: str, page: int = Query(1, ge=1), per_page: in
         pages["newer"] = "?" + urlencode({"page": timeline.page - 1, **size})
     if timeline.page < timeline.pages:
         pages["older"] = "?" + urlencode({"page": timeline.page + 1, **size})
+    site = web.store.site_names().get(row.site_id) if row.site_id else None
+    configured = web.live.target(name) or (web.live.get().site(site) if site else None)
     return render_page(request, "target.html", alternates=feed_links(request, name), target=row, timeline=timeline,
-                       configured=web.live.target(name), checks=checks, check_seqs=check_seqs, pages=pages)
+                       configured=configured, site=site, checks=checks, check_seqs=check_seqs, pages=pages)
 
 
 @dataclass
