@@ -11,8 +11,10 @@ import logging
 import random
 import re
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from . import detect, pace, volatile
 from .config import Post, Settings, Target
@@ -26,6 +28,7 @@ from .store import Capture, Due, Store, TargetState
 log = logging.getLogger("monitor.check")
 
 MISSING_STATUSES = (404, 410)
+QUEUED_PER_HOST = 2  # checks of one host waiting at its gate beyond its per-host limit
 
 
 @dataclass
@@ -82,16 +85,39 @@ class Checker:
     async def check_many(self, targets: list[Target], states: dict[str, TargetState]) -> list[CheckResult]:
         """Check targets concurrently; then calibrate the ones seen for the first time.
 
-        No limit here: the Fetcher holds a global slot only while a request is in flight, after
-        its host's gate, so a slow or paused host cannot keep the other hosts waiting. A body is
-        handled as soon as its fetch returns, so memory stays bounded by the requests in flight."""
+        Each host gets a few workers (its per-host limit plus QUEUED_PER_HOST) taking its targets
+        in turn, and at most `concurrency` x 2 checks are under way at once: a slow or paused host
+        holds only its own few places, and memory stays bounded however many targets there are
+        (a check waiting for its host's gate already holds its request state)."""
         started = time.monotonic()
-        results = await asyncio.gather(*(self.check(t, states[t.name]) for t in targets))
+        results: list[CheckResult | None] = [None] * len(targets)
+        queues: dict[str, deque[int]] = {}
+        for i, target in enumerate(targets):
+            queues.setdefault(urlsplit(target.url).netloc.lower(), deque()).append(i)
+        room = asyncio.Semaphore(self.settings.monitor.concurrency * 2)
+
+        async def worker(queue: deque[int]) -> None:
+            while queue:
+                i = queue.popleft()
+                async with room:
+                    results[i] = await self.check(targets[i], states[targets[i].name])
+
+        per_host = self.settings.monitor.per_host + QUEUED_PER_HOST
+        await asyncio.gather(*(worker(q) for q in queues.values() for _ in range(min(per_host, len(q)))))
         new = [t for t, r in zip(targets, results) if r.outcome == "first" and self.calibrates(t)]
         if new:
             await asyncio.sleep(max(0.0, self.settings.monitor.calibrate_delay - (time.monotonic() - started)))
-            await asyncio.gather(*(self.calibrate(t, states[t.name]) for t in new))
+            await self._calibrate_all(new, states)
         return results
+
+    async def _calibrate_all(self, targets: list[Target], states: dict[str, TargetState]) -> None:
+        room = asyncio.Semaphore(self.settings.monitor.concurrency * 2)
+
+        async def one(target: Target) -> None:
+            async with room:
+                await self.calibrate(target, states[target.name])
+
+        await asyncio.gather(*(one(t) for t in targets))
 
     async def check(self, target: Target, state: TargetState) -> CheckResult:
         """Never raises for a bad page or a failing store: the problem becomes the check's error."""

@@ -23,7 +23,6 @@ from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 from urllib.parse import quote, unquote, unquote_plus, urljoin, urlsplit, urlunsplit
 
-import feedparser
 from lxml import etree
 
 MAX_BYTES = 50_000_000      # a body, and a sitemap once decompressed (the sitemap protocol's 50 MB)
@@ -263,6 +262,8 @@ def parse_feed(body: bytes, base_url: str, *, max_bytes: int = MAX_BYTES,
     count = sum(1 for _ in root.iter("{*}item", "{*}entry"))
     if count > max_entries:
         raise DiscoveryError(f"{what}: more than {max_entries:,} entries ({count:,})")
+    import feedparser  # here, not at the top: every check imports this module for canonical()
+
     # A file object, never bytes: feedparser.parse() treats bytes that name a file as a path to open.
     parsed = feedparser.parse(io.BytesIO(body), response_headers={"content-location": base_url},
                               sanitize_html=False, resolve_relative_uris=False)

@@ -14,7 +14,6 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from protego import Protego
 
 ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309 asks parsers to read at least 500 KiB; we stop there
 ROBOTS_TTL = 24 * 3600.0  # RFC 9309: a cached robots.txt should not be used for more than 24 h
@@ -31,7 +30,7 @@ def product_token(user_agent: str) -> str:
 
 @dataclass
 class Rules:
-    parser: Protego | None = None  # None with no error: everything allowed
+    parser: "Protego | None" = None  # None with no error: everything allowed
     error: str | None = None  # set: robots.txt could not be read, everything disallowed for now
     expires: float = 0.0  # time.monotonic() after which the file is fetched again
 
@@ -42,6 +41,8 @@ class Rules:
         network problem that kept us from getting one."""
         now = time.monotonic() if now is None else now
         if status is not None and 200 <= status < 300:
+            from protego import Protego  # only when a site's robots.txt is read
+
             text = body.decode("utf-8", errors="replace")
             try:
                 return cls(parser=Protego.parse(text), expires=now + ROBOTS_TTL)

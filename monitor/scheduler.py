@@ -20,7 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from . import config, sites
 from .alerts.outbox import Outbox, Router
-from .check import Checker
+from .check import QUEUED_PER_HOST, Checker
 from .config import Post, Settings, Target
 from .fetch import Fetcher
 from .models import utcnow
@@ -31,7 +31,6 @@ log = logging.getLogger("monitor.daemon")
 OVERDUE_SPREAD = 60.0  # seconds over which targets found overdue at start are spread
 WATCH_EVERY = 2.0  # seconds between looks at targets.toml's modification time
 DISPATCH_EVERY = 1.0  # seconds between looks for due posts (sooner when a discovery found some)
-QUEUED_PER_HOST = 2  # post checks per host handed to the fetcher beyond its per-host limit
 
 
 def first_runs(targets: list[Target], next_due: dict[str, datetime | None], interval_of, now: datetime) -> dict[str, datetime]:
