@@ -84,6 +84,19 @@ def worker_count(settings: Settings, targets: int) -> int:
     return max(1, min(os.cpu_count() or 1, 4, targets // MIN_TARGETS_PER_WORKER))
 
 
+def due_names(settings: Settings, store: Store) -> list[str]:
+    """The targets and posts whose next check is due (or that were never checked): what a cron
+    job running `monitor check --due` every few minutes checks, so posts keep their own pace."""
+    from .models import utcnow
+
+    now = utcnow()
+    states = store.sync_targets(settings.targets, settings.interval, [s.name for s in settings.sites])
+    due = [n for n, st in states.items() if st.next_due_at is None or st.next_due_at <= now]
+    if settings.sites:
+        due += [st.name for st in store.post_states(due_before=now)]
+    return due
+
+
 def run_pass(settings: Settings, store: Store, names: list[str] | None = None) -> list[CheckResult]:
     """One pass over the targets, shared by worker processes when there are many: a pass is
     CPU-bound (parsing, diffing, HTTP in Python), so each core takes a share of the targets.

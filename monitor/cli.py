@@ -64,18 +64,23 @@ def main(verbose: int) -> None:
 @with_config
 @click.argument("names", nargs=-1)
 @click.option("--discover", is_flag=True, help="Read every site's feeds and sitemaps first, due or not.")
-def check(settings, names, discover) -> None:
+@click.option("--due", is_flag=True, help="Check only what is due (each post at its own pace); for cron.")
+def check(settings, names, discover, due) -> None:
     """Run the due site discoveries, then check every target and post once (or just NAMES), then
     exit. Exit 0 when the pass completed, even if some targets failed (their errors are recorded
     and printed); 2 for a bad config."""
-    from .app import discover_due, run_pass
+    from .app import discover_due, due_names, run_pass
 
     store = _store(settings)
     try:
         if not names:
             for found in asyncio.run(discover_due(settings, store, every=discover)):
                 click.echo(found.line())
-        results = run_pass(settings, store, list(names) or None)
+        if due and not names:
+            names = due_names(settings, store)
+            if not names:
+                click.echo("nothing is due")
+        results = run_pass(settings, store, list(names) or None) if names or not due else []
         store.checkpoint()
     except config_module.ConfigError as exc:
         click.echo(f"config error: {exc}", err=True)

@@ -409,3 +409,36 @@ def test_a_new_post_makes_due_only_the_posts_that_left_the_feed(workspace, blog,
     # The feed listed quantum-news and teams-update; now new-policy and quantum-news. Only the
     # post that left it is re-checked at once (it may be the new post at its old URL).
     assert due == ["corp-teams-update"], due
+
+
+def test_check_due_checks_only_what_is_due(workspace, blog, server):
+    text = config(blog, site_extra='min_interval = "1h"\nmax_interval = "1d"')
+    workspace.write_config(text)
+    workspace.run("check")
+    assert "nothing is due" in workspace.run("check", "--due").output  # every post has its own later time
+
+    server.set("/about", "<html><body><article><p>About our company and its many products.</p></article></body></html>")
+    workspace.write_config(text + f'\n[[targets]]\nname = "about"\nurl = "{server.url("/about")}"\n')
+    out = workspace.run("check", "--due").output
+    assert "checked 1 targets" in out and "about: v1 first" in out
+
+
+def test_the_dashboard_of_a_big_site_shows_the_first_rows_and_says_so(workspace, blog):
+    import story
+    from sitegen_blog import NOW, Post
+
+    for i in range(497):
+        blog.posts[f"post-{i:03d}"] = Post(f"post-{i:03d}", f"Post {i}", paragraphs(f"topic {i}"),
+                                           NOW - timedelta(days=i + 1))
+    workspace.write_config(config(blog))
+    workspace.run("sites", "--discover")  # 501 posts, none checked yet
+    assert len(targets(workspace)) == 501
+    ui = story.UI(workspace)
+    try:
+        page = ui.get("/").text
+        assert "Showing the first 500 of 501 matching targets" in page
+        assert page.count('href="/targets/corp-') >= 500
+        narrowed = ui.get("/", params={"q": "post-496"}).text
+        assert "Showing the first" not in narrowed and "corp-post-496" in narrowed
+    finally:
+        ui.close()

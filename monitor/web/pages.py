@@ -64,6 +64,8 @@ def render_page(request: Request, template: str, code: int = 200, alternates: li
 
 # ---- dashboard and lists ------------------------------------------------------------------------
 
+DASHBOARD_ROWS = 500  # a site of thousands of posts: the first rows, and a filter to narrow them
+
 @router.get("/")
 def dashboard(request: Request, q: str = "", tag: str = "", status: str = "", all: bool = False):
     web = web_of(request)
@@ -80,7 +82,8 @@ def dashboard(request: Request, q: str = "", tag: str = "", status: str = "", al
         return ((not needle or needle in haystack) and (not tag or tag in tags_of(row))
                 and (not status or row.target.status == status))
 
-    return render_page(request, "dashboard.html", rows=[r for r in rows if shown(r)], total=len(rows),
+    matching = [r for r in rows if shown(r)]
+    return render_page(request, "dashboard.html", rows=matching[:DASHBOARD_ROWS], matching=len(matching), total=len(rows),
                        counts=Counter(r.target.status for r in rows), tags=tags, tags_of=tags_of, q=q, tag=tag,
                        status=status, all=all, recent=queries.changes(web.store, kinds=queries.EDITS, limit=10),
                        failed_alerts=queries.failed_alerts(web.store))
