@@ -32,6 +32,7 @@ class Discovery:
     site: str
     found: int = 0                  # post URLs listed by the site's feeds and sitemaps (after include/exclude)
     unchanged: int = 0              # documents that answered 304 Not Modified
+    adopted: int = 0                # targets no longer watched that this site lists: taken over
     new: list[int] = field(default_factory=list)   # ids of the targets created
     skipped_robots: int = 0
     errors: list[str] = field(default_factory=list)
@@ -40,6 +41,8 @@ class Discovery:
         if not self.found and self.unchanged and not self.errors:
             return f"{self.site}: feeds and sitemaps unchanged"
         text = f"{self.site}: {self.found} posts listed, {len(self.new)} new"
+        if self.adopted:
+            text += f", {self.adopted} watched again (with their history)"
         if self.skipped_robots:
             text += f", {self.skipped_robots} not watched (robots.txt)"
         return text + "".join(f"\n  error: {e}" for e in self.errors)
@@ -132,6 +135,8 @@ async def discover_site(settings: Settings, store: Store, fetcher: Fetcher, site
     result.found = len(listed)
     known = store.known_urls()
     fresh = [url for url in listed if url not in known]
+    adopt = sorted({known[url][0] for url in listed if url in known and not known[url][1]})
+    result.adopted = len(adopt)
     if site.robots and fresh:
         allowed = [url for url in fresh if await fetcher.allowed(url)]
         result.skipped_robots = len(fresh) - len(allowed)
@@ -147,7 +152,8 @@ async def discover_site(settings: Settings, store: Store, fetcher: Fetcher, site
     result.new = store.record_discovery(
         row.id, [(url, when) for url, when in listed.items()], names, sources, error, at,
         at + timedelta(seconds=site.discover_interval),
-        new_due=at if first else at + timedelta(seconds=NEW_POST_DELAY), recheck=sorted(reader.left - set(listed)))
+        new_due=at if first else at + timedelta(seconds=NEW_POST_DELAY), recheck=sorted(reader.left - set(listed)),
+        adopt=adopt)
     return result
 
 

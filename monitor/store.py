@@ -282,21 +282,28 @@ class Store:
         with self.engine.connect() as conn:
             return dict(conn.execute(select(Site.id, Site.name)).all())
 
-    def known_urls(self) -> dict[str, int]:
-        """Every URL any target (configured, discovered, folded duplicate) has or last redirected
-        to -> the target's id: a discovery skips these, so one post is never watched twice."""
+    def known_urls(self) -> dict[str, tuple[int, bool]]:
+        """Every URL a target has (or last redirected to) -> (the target's id, whether a discovery
+        should leave it alone). Left alone: active targets and folded duplicates, so one post is
+        never watched twice. Not left alone: targets no longer watched (their site or [[targets]]
+        entry was removed); a site that lists them again takes them over, history and all."""
         with self.engine.connect() as conn:
-            known = {url: tid for tid, url in conn.execute(select(Target.id, Target.url))}
-            finals = conn.execute(select(Version.final_url, Version.target_id).where(
-                Version.id.in_(select(Target.last_version_id).where(Target.last_version_id.is_not(None)))))
-            for url, tid in finals:
-                if url:
-                    known.setdefault(url, tid)
+            rows = list(conn.execute(select(Target.id, Target.url, Target.active, Target.alias_of,
+                                            Target.last_version_id)))
+            finals = dict(conn.execute(select(Version.id, Version.final_url).where(
+                Version.id.in_(select(Target.last_version_id).where(Target.last_version_id.is_not(None))))).all())
+        known: dict[str, tuple[int, bool]] = {}
+        for tid, url, active, alias_of, last_version_id in rows:
+            keep = bool(active or alias_of is not None)
+            for u in (url, finals.get(last_version_id)):
+                if u and (u not in known or (keep and not known[u][1])):
+                    known[u] = (tid, keep)
         return known
 
     def record_discovery(self, site_id: int, found: list[tuple[str, datetime | None]], names: dict[str, str],
                          sources: dict, error: str | None, at: datetime, next_at: datetime,
-                         new_due: datetime | None = None, recheck: list[str] = ()) -> list[int]:
+                         new_due: datetime | None = None, recheck: list[str] = (),
+                         adopt: list[int] = ()) -> list[int]:
         """One discovery of a site: new posts (URLs in `names`) become targets, due at `new_due`;
         posts listed again are marked so; posts no longer listed stay watched. When there are new
         posts, the posts at the `recheck` URLs (those that just left a feed) are made due now: a
@@ -313,6 +320,10 @@ class Store:
                         baseline=baseline, created_at=at, active=True, status="new", interval_s=0.0,
                         consecutive_errors=0, consecutive_missing=0, unchanged_streak=0, next_due_at=new_due)
                    for url, published in found if url in names]
+            adopt = list(adopt)
+            for i in range(0, len(adopt), BATCH_SIZE):  # targets no longer watched, listed by this site
+                conn.execute(update(Target).where(Target.id.in_(adopt[i:i + BATCH_SIZE])).values(
+                    site_id=site_id, active=True, listed_at=at, next_due_at=new_due))
             if new:
                 conn.execute(Target.__table__.insert(), new)
                 recheck = list(recheck)

@@ -442,3 +442,18 @@ def test_the_dashboard_of_a_big_site_shows_the_first_rows_and_says_so(workspace,
         assert "Showing the first" not in narrowed and "corp-post-496" in narrowed
     finally:
         ui.close()
+
+
+def test_a_renamed_site_takes_over_its_posts_and_their_history(workspace, blog):
+    blog.feed_size = 10
+    workspace.write_config(config(blog))
+    workspace.run("check")
+    workspace.write_config(config(blog).replace('name = "corp"', 'name = "corporate"'))
+    out = workspace.run("check").output
+    assert "4 watched again (with their history)" in out
+    watched = targets(workspace)
+    assert sorted(watched) == ["corp-azure-gov-2018", "corp-cloud-at-the-edge", "corp-quantum-news",
+                               "corp-teams-update"]
+    assert all(t["site"] == "corporate" and t["versions"] == 1 for t in watched.values())
+    assert len(targets(workspace, include_inactive=True)) == 4  # no second copy of any post
+    assert workspace.json("sites")[0]["posts"] == 4
