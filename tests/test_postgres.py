@@ -347,3 +347,31 @@ def test_concurrent_first_open_migrates_once(postgres, tmp_path, upgrades, monke
     finally:
         for store in stores.values():
             store.close()
+
+
+def test_a_whole_site_on_postgresql(postgres, server, workspace):
+    """Discovery, new posts, a moved post and the pace on PostgreSQL, as on SQLite."""
+    from sitegen_blog import Blog
+    from test_sites import ICE, config, paragraphs, targets
+
+    database = postgres.create_database("monitor_sites")
+    blog = Blog(server)
+    blog.feed_size = 10
+    blog.add("azure-gov-2018", "Federal agencies", paragraphs("Azure") + [ICE], days_ago=400)
+    blog.add("teams-update", "Teams update", paragraphs("Teams"), days_ago=2)
+    workspace.write_config(config(blog, extra=f'retries = 0\ndatabase = "{database}"'))
+    assert "2 posts listed, 2 new" in workspace.run("check").output
+
+    post = blog.posts["teams-update"]
+    blog.posts["teams-update-2026"] = type(post)("teams-update-2026", post.title, post.paragraphs, post.published)
+    post.moved_to = "teams-update-2026"
+    blog.add("new-policy", "Our new policy", paragraphs("policy"), days_ago=0)
+    workspace.run("check", "--discover")
+    workspace.run("check")
+    watched = targets(workspace)
+    assert sorted(watched) == ["corp-azure-gov-2018", "corp-new-policy", "corp-teams-update"]
+    assert watched["corp-teams-update"]["url"] == blog.url("/blog/teams-update-2026/")
+    assert watched["corp-azure-gov-2018"]["interval_s"] == 86400
+    assert [e["kind"] for e in workspace.json("history", "corp-new-policy")["events"]] == ["new_post"]
+    site = workspace.json("sites")[0]
+    assert (site["posts"], site["duplicates"], site["status"]) == (3, 1, "ok")
