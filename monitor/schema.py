@@ -87,7 +87,8 @@ class TargetChange(Change):
 
 class Event(Shape):
     id: int
-    kind: Literal["first", "added", "removed", "edited", "restored", "formatting", "gone", "error", "recovered"]
+    kind: Literal["first", "new_post", "added", "removed", "edited", "restored", "formatting", "gone", "error",
+                  "recovered"]
     created_at: str = _time()
     summary: str
     change_id: int | None
@@ -180,6 +181,29 @@ class SearchHit(Shape):
     first_seen: str = _time("when the first matching version was first seen")
     last_seen: str = _time("when the last matching version was last seen")
     snippet: str = Field(description="the phrase with some text around it, from the latest matching version")
+
+
+class SiteSource(Shape):
+    """One feed or sitemap (a sitemap index's children included) as the last discovery read it."""
+
+    url: str
+    urls: int | None = Field(description="post URLs (or child sitemaps) it listed when last read in full")
+    error: str | None
+
+
+class Site(Shape):
+    name: str
+    feeds: list[str]
+    sitemaps: list[str]
+    posts: int = Field(description="posts watched (active targets of this site)")
+    unchecked: int = Field(description="posts discovered but not checked yet")
+    gone: int = Field(description="posts that answered 404/410 on gone_after checks in a row")
+    duplicates: int = Field(description="URLs folded into another target (redirects, canonical links)")
+    status: Literal["new", "ok", "error"] = Field(description="how the last discovery went")
+    last_discovery: str | None = _time()
+    next_discovery: str | None = _time()
+    last_error: str | None
+    sources: list[SiteSource]
 
 
 class Error(Shape):

@@ -88,13 +88,19 @@ def test_one_site_entry_discovers_and_checks_every_post(workspace, blog):
     assert any(ICE in b["text"] and b["reason"] is None for b in explained["blocks"]), explained["blocks"]
 
 
-def test_the_web_ui_shows_a_post_with_its_site_and_keywords(workspace, blog):
+def test_the_web_ui_shows_a_post_with_its_site_and_keywords(workspace, blog, server):
     import story
 
-    workspace.write_config(config(blog, site_extra='keywords = ["facial recognition"]'))
+    server.set("/broken-feed", Page("<html><body>Oops</body></html>"))
+    workspace.write_config(config(blog, feeds=("/feed/", "/broken-feed"), site_extra='keywords = ["facial recognition"]'))
     workspace.run("check")
     ui = story.UI(workspace)
     try:
+        # The sites page and API: as `monitor sites`, a broken source shown with its error.
+        assert ui.get("/api/sites").json() == workspace.json("sites")
+        sites = " ".join(re.sub(r"<[^>]+>", " ", ui.get("/sites").text).split())
+        assert "corp" in sites and f"{blog.url('/broken-feed')}: feed {blog.url('/broken-feed')}: not a feed" in sites
+        assert f"{blog.url('/sitemap-posts.xml.gz')}: 4 URLs" in sites
         page = ui.get("/targets/corp-azure-gov-2018")
         assert page.status_code == 200
         text = " ".join(re.sub(r"<[^>]+>", " ", page.text).split())

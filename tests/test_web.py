@@ -339,6 +339,7 @@ def test_api_answers_match_the_openapi_document_and_the_cli(server, workspace, t
     removal = told["by_kind"]["removed"]
     calls = {
         "/api/targets": ("/api/targets", workspace.json("targets")),
+        "/api/sites": ("/api/sites", workspace.json("sites")),
         "/api/targets/{name}": (f"/api/targets/{NAME}", workspace.json("history", NAME)),
         "/api/targets/{name}/versions": (f"/api/targets/{NAME}/versions", workspace.json("history", NAME)["versions"]),
         "/api/targets/{name}/versions/{version}": (f"/api/targets/{NAME}/versions/v2",

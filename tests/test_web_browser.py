@@ -238,6 +238,10 @@ name = "hostile"
 url = '{server.url('/hostile?q="><script>alert(`url`)</script>')}'
 keywords = ["<script>alert('keyword')</script>", "Edition"]
 tags = ["<img src=x onerror=alert('tag')>"]
+
+[[sites]]
+name = "hostile-site"
+feeds = ['{server.url('/hostile?feed="><script>alert(`feed`)</script>')}']
 """)
     off_loop(workspace.run, "check")
     server.set("/hostile", hostile_page(beacon, 2))
@@ -253,7 +257,7 @@ tags = ["<img src=x onerror=alert('tag')>"]
     page = watched.page
     paths = ["/", "/?tag=%3Cimg", "/changes", "/targets/hostile", f"/changes/{change}", f"/changes/{change}?view=side",
              "/targets/hostile/compare?from=1&to=2", "/targets/hostile/versions/1", "/targets/hostile/versions/2",
-             "/targets/hostile/versions/2/source", "/raw/hostile/2", "/search?q=alert", "/alerts",
+             "/targets/hostile/versions/2/source", "/raw/hostile/2", "/search?q=alert", "/alerts", "/sites",
              "/search?q=%3Cscript%3Ealert(%27q%27)%3C/script%3E"]
     for path in paths:
         page.goto(url + path)

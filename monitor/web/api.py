@@ -43,6 +43,12 @@ def targets(request: Request, all: bool = Query(False, description="also targets
     return JSONResponse(report.target_list(web_of(request).store, include_inactive=all))
 
 
+@router.get("/sites", response_model=list[schema.Site], summary="Sites, as `monitor sites --json`")
+def sites(request: Request):
+    web = web_of(request)
+    return JSONResponse(report.site_list(web.store, web.live.get()))
+
+
 @router.get("/targets/{name}", response_model=schema.History,
             summary="One target's changes, events, versions and recent checks, as `monitor history NAME --json`")
 def history(request: Request, name: str, checks: int = Query(20, ge=0, le=1000, description="how many check rows")):

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from ..alerts.message import keyword_hits
 from ..extract import parse_text
-from ..report import alert_list
+from ..report import alert_list, site_list as sites_of
 from . import queries, render
 from .api import target_or_404, version_or_404
 from .app import web_of
@@ -99,6 +99,12 @@ def change_list(request: Request, kind: str = "", before: int | None = None, eve
         older = "?" + urlencode({k: v for k, v in (("kind", kind), ("everything", "1" if everything else ""),
                                                    ("before", found.changes[-1].id)) if v})
     return render_page(request, "changes.html", found=found, kind=kind, everything=everything, older=older)
+
+
+@router.get("/sites")
+def site_list(request: Request):
+    web = web_of(request)
+    return render_page(request, "sites.html", sites=sites_of(web.store, web.live.get()))
 
 
 @router.get("/alerts")
