@@ -144,6 +144,17 @@ url = "{receiver.url('/default')}"
     workspace.run("check")
     assert len(receiver.delivered("/newsroom")) == 1  # once
 
+    # The documented shapes hold for a post: its history, the target list, the sites.
+    from monitor import schema
+
+    history = workspace.json("history", "corp-new-policy")
+    assert [e["kind"] for e in history["events"]] == ["new_post"]
+    schema.History.model_validate(history)
+    for document in workspace.json("targets"):
+        schema.Target.model_validate(document)
+    for document in workspace.json("sites"):
+        schema.Site.model_validate(document)
+
 
 def test_a_post_that_drops_out_of_the_feed_is_still_watched_and_its_deletion_is_gone(workspace, blog, receiver):
     channels = f"""
