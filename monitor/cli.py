@@ -29,9 +29,21 @@ def with_config(func):
                   help="Path to targets.toml (default: ./targets.toml, or $MONITOR_CONFIG).")
     @functools.wraps(func)
     def wrapper(*args, config_path=None, **kwargs):
-        return func(*args, settings=_settings(config_path), **kwargs)
+        settings = _settings(config_path)
+        try:
+            return func(*args, settings=settings, **kwargs)
+        except config_module.ConfigError as exc:  # found only against the database, e.g. a name clash
+            _config_error(settings, exc)
 
     return wrapper
+
+
+def _config_error(settings, exc) -> None:
+    message = str(exc)
+    if not message.startswith(str(settings.path)):
+        message = f"{settings.path}: {message}"
+    click.echo(f"config error: {message}", err=True)
+    sys.exit(EXIT_CONFIG)
 
 
 def _store(settings):
@@ -83,8 +95,7 @@ def check(settings, names, discover, due) -> None:
         results = run_pass(settings, store, list(names) or None) if names or not due else []
         store.checkpoint()
     except config_module.ConfigError as exc:
-        click.echo(f"config error: {exc}", err=True)
-        sys.exit(EXIT_CONFIG)
+        _config_error(settings, exc)
     finally:
         store.close()
     counts: dict[str, int] = {}

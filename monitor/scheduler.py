@@ -225,10 +225,10 @@ class Daemon:
     def reload(self) -> None:
         try:
             settings = config.load(self.settings.path)
+            self.schedule(settings)
         except config.ConfigError as exc:
             log.error("not reloading: %s", exc)
             return
-        self.schedule(settings)
         log.info("reloaded %s", self.settings.path)
 
     async def _watch_config(self) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine, select
 
 from . import migrate
+from .config import ConfigError
 from .models import Alert, Change, Check, Event, Site, Target, Version, utcnow
 from .snapshots import Snapshots
 
@@ -188,8 +189,8 @@ class Store:
             taken = set(conn.execute(select(Target.name).where(Target.site_id.is_not(None))).scalars())
             clash = sorted(set(wanted) & taken)
             if clash:
-                raise StoreError(f"target name {clash[0]!r} is already used by a discovered post of a site; "
-                                 "rename the target")
+                raise ConfigError(f"target name {clash[0]!r} is already used by a discovered post of a site; "
+                                  "rename the target")
             new = [dict(name=n, url=t.url, interval_s=interval_of(t), created_at=utcnow(), active=True,
                         status="new", consecutive_errors=0, consecutive_missing=0)
                    for n, t in wanted.items() if n not in rows]

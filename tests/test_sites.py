@@ -474,3 +474,14 @@ def test_a_renamed_site_takes_over_its_posts_and_their_history(workspace, blog):
     assert all(t["site"] == "corporate" and t["versions"] == 1 for t in watched.values())
     assert len(targets(workspace, include_inactive=True)) == 4  # no second copy of any post
     assert workspace.json("sites")[0]["posts"] == 4
+
+
+def test_a_target_named_like_a_discovered_post_is_a_config_error(workspace, blog, server):
+    text = config(blog)
+    workspace.write_config(text)
+    workspace.run("check")
+    server.set("/about", "<html><body><article><p>About us.</p></article></body></html>")
+    workspace.write_config(text + f'\n[[targets]]\nname = "corp-teams-update"\nurl = "{server.url("/about")}"\n')
+    result = workspace.run("check", expect=2)
+    assert "config error" in result.output and "'corp-teams-update' is already used by a discovered post" in result.output
+    assert str(workspace.config) in result.output
