@@ -855,7 +855,7 @@ def format_report(report: dict) -> str:
         f"daemon RSS: at 2 s {_mb(daemon['rss_at_2s_bytes'])} MB, median {_mb(daemon['rss_median_bytes'])} MB, "
         f"last {_mb(daemon['rss_last_bytes'])} MB; VmHWM before SIGTERM {_mb(daemon['vm_hwm_bytes'])} MB, "
         f"wait4 peak {_mb(daemon['peak_rss_bytes'])} MB",
-        f"daemon RSS per second (MB): " + " ".join(f"{s / MB:.0f}" for s in daemon["rss_samples_bytes"][:40])
+        "daemon RSS per second (MB): " + " ".join(f"{s / MB:.0f}" for s in daemon["rss_samples_bytes"][:40])
         + (" ..." if len(daemon["rss_samples_bytes"]) > 40 else ""),
         "",
         f"next checks after the daemon stopped (read at {spread['read_at'][:19]}Z), over one max_interval "
