@@ -80,7 +80,7 @@ async def measure(tmp: Path) -> dict[str, float]:
         f'\n[[targets]]\nname = "p{i}"\nurl = "http://127.0.0.1:{port}/p{i}.html"\n' for i in range(REPEATS)))
     settings = config.load(toml)
     store = open_store(settings)
-    states = store.sync_targets(settings.targets, settings.interval)
+    states = store.sync_targets(settings)
     timings: dict[str, list[float]] = {"new": [], "chrome": [], "edited": []}
     try:
         async with Fetcher(settings.monitor) as fetcher:

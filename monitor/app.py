@@ -37,7 +37,7 @@ async def check_pass(settings: Settings, store: Store, names: list[str] | None =
     from . import sites
 
     wanted = set(names or ())
-    states = store.sync_targets(settings.targets, settings.interval, [s.name for s in settings.sites])
+    states = store.sync_targets(settings)
     jobs = [(t, states[t.name]) for t in settings.targets if not names or t.name in wanted]
     if settings.sites:
         posts = sites.posts(settings, store.post_states(), store.site_names())
@@ -67,7 +67,7 @@ async def discover_due(settings: Settings, store: Store, every: bool = False) ->
 
     if not settings.sites:
         return []
-    store.sync_targets(settings.targets, settings.interval, [s.name for s in settings.sites])
+    store.sync_targets(settings)
     due = settings.sites if every else sites.due_sites(settings, store, utcnow())
     async with Fetcher(settings.monitor) as fetcher:
         return [await sites.discover_site(settings, store, fetcher, site) for site in due]
@@ -90,7 +90,7 @@ def due_names(settings: Settings, store: Store) -> list[str]:
     from .models import utcnow
 
     now = utcnow()
-    states = store.sync_targets(settings.targets, settings.interval, [s.name for s in settings.sites])
+    states = store.sync_targets(settings)
     due = [n for n, st in states.items() if st.next_due_at is None or st.next_due_at <= now]
     if settings.sites:
         due += [st.name for st in store.post_states(due_before=now)]
@@ -111,7 +111,7 @@ def run_pass(settings: Settings, store: Store, names: list[str] | None = None) -
     workers = worker_count(settings, len(chosen))
     if workers == 1:
         return asyncio.run(check_pass(settings, store, names))
-    store.sync_targets(settings.targets, settings.interval, [s.name for s in settings.sites])
+    store.sync_targets(settings)
     store.engine.dispose()  # no database connection may cross the fork
     share = _share(settings, workers)
     chunks = [chosen[i::workers] for i in range(workers)]

@@ -297,7 +297,7 @@ def targets(settings, as_json, include_inactive) -> None:
     from .report import target_list
 
     store = _store(settings)
-    store.sync_targets(settings.targets, settings.interval, [s.name for s in settings.sites])
+    store.sync_targets(settings)
     rows = target_list(store, include_inactive)
     store.close()
     if as_json:
@@ -339,7 +339,7 @@ def sites(settings, as_json, discover) -> None:
 
     store = _store(settings)
     try:
-        store.sync_targets(settings.targets, settings.interval, [s.name for s in settings.sites])
+        store.sync_targets(settings)
         if discover:
             for found in asyncio.run(discover_due(settings, store, every=True)):
                 if not as_json:

@@ -177,7 +177,7 @@ class Daemon:
     def schedule(self, settings: Settings) -> None:
         """Make the scheduler's jobs match the targets and sites in settings."""
         wanted = {t.name: t for t in settings.targets}
-        states = self.store.sync_targets(settings.targets, settings.interval, [s.name for s in settings.sites])
+        states = self.store.sync_targets(settings)
         for name in list(self.targets):
             if name not in wanted:
                 self.scheduler.remove_job(name)

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine, select
 
 from . import migrate
-from .config import ConfigError
+from .config import ConfigError, Settings
 from .models import Alert, Change, Check, Event, Site, Target, Version, utcnow
 from .snapshots import Snapshots
 
@@ -166,13 +166,14 @@ class Store:
 
     # ---- targets -----------------------------------------------------------------------------
 
-    def sync_targets(self, targets: Iterable, interval_of, sites: Iterable[str] = ()) -> dict[str, TargetState]:
+    def sync_targets(self, settings: Settings) -> dict[str, TargetState]:
         """Make the targets table match the config: add new, update URLs and intervals, mark
         targets no longer configured inactive (their history is kept). A site's discovered posts
         stay as they are while the site is configured, and go inactive with it. Returns the
         configured targets' states by name."""
-        wanted = {t.name: t for t in targets}
-        sites = set(sites)
+        interval_of = settings.interval
+        wanted = {t.name: t for t in settings.targets}
+        sites = {s.name for s in settings.sites}
         with self.engine.begin() as conn:
             site_rows = {r.name: r for r in conn.execute(select(Site.id, Site.name, Site.active))}
             new_sites = [dict(name=n, active=True, created_at=utcnow(), status="new", discoveries=0, sources={})
