@@ -20,14 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-import lxml.html
 import tomlkit
-from lxml import etree
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT
 
 from . import config as config_module
-from .discover import DiscoveryError, canonical, name_for, parse_feed, parse_sitemap
+from .discover import DiscoveryError, absolute, canonical, head_links, name_for, parse_feed, parse_sitemap
 
 # <link rel="alternate"> types that are feeds monitor reads (JSON Feed is not one of them).
 FEED_TYPES = ("application/rss+xml", "application/atom+xml")
@@ -56,16 +54,6 @@ class NothingFound(AddError):
 
 # ---- detection (pure) ------------------------------------------------------------------------------
 
-def _absolute(href: str | None, base_url: str) -> str | None:
-    href = (href or "").strip()
-    if not href:
-        return None
-    try:
-        return canonical(urljoin(base_url, href))
-    except (DiscoveryError, ValueError):
-        return None
-
-
 def _is_comments_feed(url: str) -> bool:
     return "comments" in urlsplit(url).path.lower().split("/")
 
@@ -77,20 +65,9 @@ def feeds_in_html(body: bytes, base_url: str) -> list[str]:
     A comments feed (WordPress's /comments/feed/) is left out when the page links another feed:
     its entries are the same posts again, once per comment.
     """
-    try:
-        doc = lxml.html.document_fromstring(body)
-    except (etree.ParserError, ValueError):
-        return []
-    head = doc.find("head")
-    if head is None:
-        return []
-    base = next((urljoin(base_url, b.get("href").strip()) for b in head.iter("base") if b.get("href")), base_url)
     found: list[str] = []
-    for link in head.iter("link"):
-        rel = (link.get("rel") or "").lower().split()
-        kind = (link.get("type") or "").split(";")[0].strip().lower()
-        url = _absolute(link.get("href"), base)
-        if "alternate" in rel and kind in FEED_TYPES and url and url not in found:
+    for rel, kind, url in head_links(body, base_url):
+        if "alternate" in rel and kind in FEED_TYPES and url not in found:
             found.append(url)
     posts = [url for url in found if not _is_comments_feed(url)]
     return posts or found
@@ -101,7 +78,7 @@ def sitemaps_in_robots(text: str, robots_url: str) -> list[str]:
     found: list[str] = []
     for line in text.splitlines():
         key, sep, value = line.split("#", 1)[0].partition(":")
-        url = _absolute(value, robots_url) if sep and key.strip().lower() == "sitemap" else None
+        url = absolute(value, robots_url) if sep and key.strip().lower() == "sitemap" else None
         if url and url not in found:
             found.append(url)
     return found

@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import logging
 import random
-import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit
 
 from . import detect, pace, volatile
 from .config import Post, Settings, Target
-from .discover import DiscoveryError, canonical
+from .discover import DiscoveryError, canonical, canonical_link
 from .diff import diff_blocks
 from .extract import ExtractError, Extracted, extract, fold, parse_text, settings_key
 from .fetch import Fetcher, FetchResult, decode
@@ -200,7 +199,7 @@ class Checker:
         """A post's one URL: where it redirected to, or the <link rel=canonical> it names (on the
         same host, and not the site's home page, which some sites name on every page). Returns
         the target that watches this post when that is another one."""
-        url = canonical_link(fetched.text, fetched.final_url) if fetched.text else None
+        url = canonical_link(fetched.text, fetched.final_url) if fetched.text and fetched.final_url else None
         if url is None:
             try:
                 url = canonical(fetched.final_url or state.url)
@@ -305,28 +304,3 @@ def _header(fetched: FetchResult, name: str) -> str | None:
 
 def _ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
-
-
-_LINK_TAG = re.compile(r"<link\b[^>]*>", re.I)
-_ATTR = re.compile(r"""([a-zA-Z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
-
-
-def canonical_link(html: str, page_url: str | None) -> str | None:
-    """The page's <link rel=canonical> as a canonical URL, when it is usable: on the page's own
-    host and not the home page (unless the page is the home page)."""
-    from urllib.parse import urljoin, urlsplit
-
-    head = html[:200_000].split("</head>", 1)[0]
-    for tag in _LINK_TAG.findall(head):
-        attrs = {m.group(1).lower(): m.group(2) or m.group(3) or m.group(4) or "" for m in _ATTR.finditer(tag)}
-        if "canonical" not in attrs.get("rel", "").lower().split() or not attrs.get("href"):
-            continue
-        try:
-            url, page = canonical(urljoin(page_url or "", attrs["href"])), canonical(page_url or "")
-        except DiscoveryError:
-            return None
-        here, there = urlsplit(page), urlsplit(url)
-        if there.netloc != here.netloc or (there.path == "/" and here.path != "/"):
-            return None
-        return url
-    return None

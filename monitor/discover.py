@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 from urllib.parse import quote, unquote, unquote_plus, urljoin, urlsplit, urlunsplit
 
+import lxml.html
 from lxml import etree
 
 MAX_BYTES = 50_000_000      # a body, and a sitemap once decompressed (the sitemap protocol's 50 MB)
@@ -103,7 +104,7 @@ def canonical(url: str) -> str:
     return urlunsplit((scheme, netloc, _quote(parts.path) or "/", "&".join(query), ""))
 
 
-def _absolute(href: str | None, base_url: str) -> str | None:
+def absolute(href: str | None, base_url: str) -> str | None:
     """canonical(href resolved against base_url), or None for what is not a usable http(s) URL."""
     href = (href or "").strip()
     if not href or len(href) > MAX_URL_LENGTH:
@@ -112,6 +113,53 @@ def _absolute(href: str | None, base_url: str) -> str | None:
         return canonical(urljoin(base_url, href))
     except (DiscoveryError, ValueError):
         return None
+
+
+_HEAD_END = re.compile(r"</head\s*>", re.I)
+_HEAD_END_BYTES = re.compile(rb"</head\s*>", re.I)
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+
+
+def head_links(page: bytes | str, base_url: str) -> list[tuple[list[str], str, str]]:
+    """Each <link href> in a page's <head>, in page order, as (rel tokens, type, URL): lower-case
+    rel tokens and type (parameters dropped), the href resolved against <base href>, then
+    base_url, and made canonical (links that are no usable http(s) URL are left out). Only the
+    head is parsed, so this is cheap on a big page."""
+    if isinstance(page, str):
+        page = _XML_DECLARATION.sub("", page, count=1)  # lxml refuses a str that declares an encoding
+    end = (_HEAD_END if isinstance(page, str) else _HEAD_END_BYTES).search(page)
+    if end is not None:
+        page = page[:end.start()]
+    try:
+        head = lxml.html.document_fromstring(page).find("head")
+    except (etree.ParserError, ValueError):
+        return []
+    if head is None:
+        return []
+    base = next((urljoin(base_url, b.get("href").strip()) for b in head.iter("base") if b.get("href")), base_url)
+    links = []
+    for link in head.iter("link"):
+        url = absolute(link.get("href"), base)
+        if url is not None:
+            links.append(((link.get("rel") or "").lower().split(),
+                          (link.get("type") or "").split(";")[0].strip().lower(), url))
+    return links
+
+
+def canonical_link(page: bytes | str, page_url: str) -> str | None:
+    """The page's <link rel=canonical>, when it is usable: on the page's own host and not the
+    home page (which some sites name on every page) unless the page is the home page."""
+    try:
+        here = urlsplit(canonical(page_url))
+    except DiscoveryError:
+        return None
+    url = next((url for rel, _, url in head_links(page, page_url) if "canonical" in rel), None)
+    if url is None:
+        return None
+    there = urlsplit(url)
+    if there.netloc != here.netloc or (there.path == "/" and here.path != "/"):
+        return None
+    return url
 
 
 def matches(url: str, include: list[str], exclude: list[str]) -> bool:
@@ -271,7 +319,7 @@ def parse_feed(body: bytes, base_url: str, *, max_bytes: int = MAX_BYTES,
     for item in parsed.entries:
         links = [l for l in item.get("links", []) if l.get("rel", "alternate") == "alternate"]
         href = next((l.get("href") for l in links if l.get("type", "text/html") == "text/html"), None)
-        url = _absolute(href or item.get("link") or (item.get("id") if item.get("guidislink") else None),
+        url = absolute(href or item.get("link") or (item.get("id") if item.get("guidislink") else None),
                         base_url)
         if url is None or url in entries:
             continue
@@ -308,7 +356,7 @@ def parse_sitemap(body: bytes, base_url: str, *, max_bytes: int = MAX_BYTES,
         raise DiscoveryError(f"{what}: more than {max_entries:,} entries ({len(root):,})")
     found: dict[str, datetime | None] = {}
     for item in root.iterchildren("{*}url", "{*}sitemap"):
-        url = _absolute(item.findtext("{*}loc"), base_url)
+        url = absolute(item.findtext("{*}loc"), base_url)
         if url is not None and url not in found:
             found[url] = _utc(item.findtext("{*}lastmod"))
     if kind == "sitemapindex":
@@ -326,7 +374,7 @@ def _parse_text_sitemap(body: bytes, what: str, max_entries: int) -> Sitemap:
         line = line.strip()
         if not line:
             continue
-        url = None if any(c.isspace() for c in line) else _absolute(line, "")   # absolute URLs only
+        url = None if any(c.isspace() for c in line) else absolute(line, "")   # absolute URLs only
         if url is None:
             raise DiscoveryError(f"{what}: not a sitemap (line {number} is not an absolute http(s) URL: "
                                  f"{line[:80]!r})")

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from monitor.discover import (DiscoveryError, Entry, Sitemap, canonical, matches, name_for, parse_feed,
+from monitor.discover import (DiscoveryError, Entry, Sitemap, canonical, canonical_link, matches, name_for, parse_feed,
                               parse_sitemap)
 
 FEED = "https://blog.example.com/feed/"
@@ -491,3 +491,34 @@ def test_an_empty_body_is_an_error(body):
 def test_an_empty_but_valid_sitemap_and_feed_are_not_errors():
     assert parse_sitemap(b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"/>', SITEMAP) == Sitemap()
     assert parse_feed(b'<rss version="2.0"><channel><title>New blog</title></channel></rss>', FEED) == []
+
+
+# ---- a page's own <link rel=canonical> ------------------------------------------------------------
+
+POST = "https://blog.example.com/2018/01/post/?utm_source=x"
+
+
+@pytest.mark.parametrize("head, expected", [
+    ('<link rel="canonical" href="https://blog.example.com/2018/01/post/">', "https://blog.example.com/2018/01/post/"),
+    ('<link rel="canonical" href="/2018/01/new-slug/?b=2&amp;a=1">', "https://blog.example.com/2018/01/new-slug/?a=1&b=2"),
+    ('<base href="https://blog.example.com/archive/"><link rel=Canonical href="post-2/">',
+     "https://blog.example.com/archive/post-2/"),
+    ('<link rel="canonical" href="https://other.example.org/2018/01/post/">', None),  # another host
+    ('<link rel="canonical" href="https://blog.example.com/">', None),  # the home page, named on every page
+    ('<link rel="alternate" href="/feed/">', None),
+    ('<link rel="canonical" href="javascript:alert(1)">', None),
+])
+def test_canonical_link_is_the_pages_own_on_its_own_host(head, expected):
+    page = f"<!doctype html><html><head><title>t</title>{head}</head><body><p>text</p></body></html>"
+    assert canonical_link(page, POST) == expected
+    assert canonical_link(page.encode(), POST) == expected
+
+
+def test_canonical_link_reads_only_the_head_and_survives_odd_pages():
+    late = '<html><head></head><body><link rel="canonical" href="/elsewhere/"></body></html>'
+    assert canonical_link(late, POST) is None
+    xhtml = ('<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml"><head>'
+             '<link rel="canonical" href="/2018/01/post/"/></head><body/></html>')
+    assert canonical_link(xhtml, POST) == "https://blog.example.com/2018/01/post/"
+    assert canonical_link("", POST) is None
+    assert canonical_link("<html><head><link rel=canonical href=/a/>", POST) == "https://blog.example.com/a/"
