@@ -11,11 +11,9 @@ an entry, and appending it to the TOML text are pure functions; add() strings th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -25,6 +23,7 @@ from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT
 
 from . import config as config_module
+from .files import write_atomic
 from .discover import DiscoveryError, absolute, canonical, head_links, name_for, parse_feed, parse_sitemap
 
 # <link rel="alternate"> types that are feeds monitor reads (JSON Feed is not one of them).
@@ -183,22 +182,6 @@ def _new_file_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
-
-
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Replace path's contents at once: a temp file beside it, fsync'd, then os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def save(path: Path, original: bytes | None, new: bytes) -> None:

@@ -30,6 +30,8 @@ log = logging.getLogger("monitor.daemon")
 
 OVERDUE_SPREAD = 60.0  # seconds over which targets found overdue at start are spread
 WATCH_EVERY = 2.0  # seconds between looks at targets.toml's modification time
+LOG_LEVELS = {"unchanged": logging.DEBUG, "deferred": logging.DEBUG, "error": logging.WARNING,
+              "missing": logging.WARNING}  # a check's log line by its outcome; INFO otherwise
 DISPATCH_EVERY = 1.0  # seconds between looks for due posts (sooner when a discovery found some)
 
 
@@ -90,13 +92,18 @@ class Daemon:
             result = await asyncio.shield(task)
         except asyncio.CancelledError:  # the daemon is stopping; it waits for the task itself
             return
+        await self._after_check(target, result)
+
+    async def _after_check(self, target: Target, result) -> None:
+        """What follows any check in the daemon: wake the outbox, calibrate a new target, log."""
         if result.events:
             self.outbox.wake.set()
         if result.outcome == "first" and self.checker.calibrates(target):
             await asyncio.sleep(self.settings.monitor.calibrate_delay)
-            await self.checker.calibrate(target, self.store.state(name))
-        level = {"unchanged": logging.DEBUG, "error": logging.WARNING, "missing": logging.WARNING}
-        log.log(level.get(result.outcome, logging.INFO), "%s", result.line())
+            state = self.store.state(target.name)
+            if state is not None:
+                await self.checker.calibrate(target, state)
+        log.log(LOG_LEVELS.get(result.outcome, logging.INFO), "%s", result.line())
 
     async def run_discovery(self, name: str) -> None:
         site = self.settings.site(name)
@@ -119,17 +126,7 @@ class Daemon:
 
     async def _check_post(self, post: Post, state) -> None:
         try:
-            result = await self.checker.check(post, state)
-            if result.events:
-                self.outbox.wake.set()
-            if result.outcome == "first" and self.checker.calibrates(post):
-                await asyncio.sleep(self.settings.monitor.calibrate_delay)
-                fresh = self.store.state(post.name)
-                if fresh is not None:
-                    await self.checker.calibrate(post, fresh)
-            level = {"unchanged": logging.DEBUG, "error": logging.WARNING, "missing": logging.WARNING,
-                     "deferred": logging.DEBUG}
-            log.log(level.get(result.outcome, logging.INFO), "%s", result.line())
+            await self._after_check(post, await self.checker.check(post, state))
         finally:
             self.posts_in_flight.pop(state.id, None)
             self.posts_due.set()

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import zstandard
+
+from .files import write_atomic
 
 LEVEL = 9
 DELTA_MAGIC = b"MONDELTA1 "  # followed by the base digest (64 hex), a newline, then a zstd frame
@@ -95,16 +96,7 @@ class Snapshots:
 
     def _write(self, target: Path, payload: bytes) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(target, payload)
 
     def get(self, digest: str, _depth: int = 0) -> bytes:
         try:
