@@ -29,7 +29,7 @@ from monitor import config, detect  # noqa: E402
 from monitor.app import open_store  # noqa: E402
 from monitor.diff import diff_blocks  # noqa: E402
 from monitor.extract import Extracted  # noqa: E402
-from monitor.store import Capture  # noqa: E402
+from monitor.store import Capture, Due  # noqa: E402
 
 NAME = "big-post"
 TARGET_MS = 100.0
@@ -122,7 +122,8 @@ def build(workdir: Path, versions: int, seed: int = 1) -> None:
                       "stats": dict(result["stats"], fallback=result["fallback"]), "passages": verdict.passages,
                       "restored_version_id": earlier.id if earlier else None,
                       "same_as_id": earlier.id if earlier else None, "alert": True}
-        store.record_version(state, capture, started + timedelta(hours=6 * seq), 120, change, None, previous_raw)
+        store.record_version(state, capture, started + timedelta(hours=6 * seq), 120, change, Due(None, 0.0),
+                             previous_raw)
         previous, previous_raw = extracted, capture.raw_sha
         if seq % 100 == 0:
             print(f"  recorded {seq} versions", file=sys.stderr)

@@ -54,12 +54,6 @@ class Due:
     streak: int = 0  # unchanged checks in a row
 
 
-def _due(due: "Due | datetime | None") -> Due:
-    if isinstance(due, Due):
-        return due
-    return Due(due, 0.0)
-
-
 @dataclass
 class TargetState:
     """What a check needs to know about a target before fetching it."""
@@ -234,13 +228,6 @@ class Store:
         with self.engine.connect() as conn:
             return [TargetState(*r) for r in conn.execute(query)]
 
-    def next_post_due(self) -> datetime | None:
-        with self.engine.connect() as conn:
-            return conn.execute(select(func.min(Target.next_due_at))
-                                .where(Target.active, Target.site_id.is_not(None))).scalar()
-
-    # ---- sites -------------------------------------------------------------------------------
-
     def site_name(self, conn, site_id: int | None) -> str | None:
         if site_id is None:
             return None
@@ -344,10 +331,6 @@ class Store:
                 ids += conn.execute(select(Target.id).where(Target.name.in_(names_new[i:i + BATCH_SIZE]))).scalars()
             return ids
 
-    def set_discovery_due(self, site_id: int, at: datetime) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(Site).where(Site.id == site_id).values(next_discovery_at=at))
-
     def move_url(self, state: TargetState, url: str) -> TargetState | None:
         """A post turned out to live at `url` (it redirected, or named it as canonical). Fold
         duplicates: when another target already has that URL, the one with the longer history
@@ -416,7 +399,7 @@ class Store:
 
     def record_unchanged(self, state: TargetState, at: datetime, duration_ms: int, http_status: int | None,
                          etag: str | None, last_modified: str | None, raw_sha: str | None,
-                         next_due_at: "Due | datetime | None", recovered_event: str | None = None) -> None:
+                         due: Due, recovered_event: str | None = None) -> None:
         """An unchanged check: extend the running 'unchanged' check row, or start one."""
         if etag is not None or last_modified is not None:
             state.etag, state.last_modified = etag, last_modified
@@ -425,7 +408,6 @@ class Store:
         row = dict(b_tid=state.id, b_vid=state.last_version_id, b_cid=state.last_check_id, b_at=at,
                    b_ms=duration_ms, b_status=http_status, b_etag=state.etag, b_lm=state.last_modified,
                    b_raw=state.last_raw_sha)
-        due = _due(next_due_at)
         row.update(b_due=due.at, b_streak=due.streak, b_iv=due.interval)
         state.unchanged_streak, state.next_due_at = due.streak, due.at
         state.status, state.consecutive_errors, state.consecutive_missing = "ok", 0, 0
@@ -446,7 +428,7 @@ class Store:
         state.last_check_id, state.last_outcome = row["b_cid"], "unchanged"
 
     def record_failure(self, state: TargetState, at: datetime, duration_ms: int, http_status: int | None,
-                       error: str, missing: bool, gone_after: int, next_due_at: "Due | datetime | None",
+                       error: str, missing: bool, gone_after: int, due: Due,
                        gone_summary: str | None = None) -> list[str]:
         """A failed check: never a version. Returns the events it raised ('error' on the first
         failure after good checks, 'gone' when a page answered 404/410 gone_after times in a row)."""
@@ -454,7 +436,6 @@ class Store:
         misses = state.consecutive_missing + 1 if missing else 0
         events = []
         status = "error"
-        due = _due(next_due_at)
         if missing and misses >= gone_after:
             status = "gone"
             if misses == gone_after:
@@ -477,7 +458,7 @@ class Store:
         return [kind for kind, _ in events]
 
     def record_version(self, state: TargetState, capture: Capture, at: datetime, duration_ms: int,
-                       change: dict, next_due_at: "Due | datetime | None", previous_raw_sha: str | None = None) -> int:
+                       change: dict, due: Due, previous_raw_sha: str | None = None) -> int:
         """A new version and the change that led to it: snapshot files first, then one transaction
         for version, change, event, check and target. Returns the version's number.
 
@@ -487,7 +468,6 @@ class Store:
         self.snapshots.put(capture.raw, capture.raw_sha, base=self.snapshots.keyframe(previous_raw_sha))
         self.snapshots.put(capture.text.encode("utf-8"), capture.text_sha, base=capture.raw_sha)
         outcome = "first" if change["kind"] == "first" else "changed"
-        due = _due(next_due_at)
         edited = change["kind"] not in ("first", "rebaselined")  # what counts as the page changing
         with self.engine.begin() as conn:
             if edited:
