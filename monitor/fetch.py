@@ -1,15 +1,16 @@
 """Fetch pages over HTTP: conditional requests, size/redirect/time limits, retries, decoding,
-and politeness: per-host limits and delays, a host's request to back off, robots.txt.
+the address policy, and politeness: per-host limits and delays, a host's request to back off,
+robots.txt.
 
-A hostile page (huge, binary, endless redirects, slow drip) ends as a FetchResult with `error`
-set; nothing here raises for a bad page.
+A hostile page (huge, compression bomb, binary, endless redirects, slow drip, a redirect to an
+internal address) ends as a FetchResult with `error` set; nothing here raises for a bad page.
 """
 from __future__ import annotations
 
 import asyncio
-import codecs
+import ipaddress
 import random
-import re
+import socket
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,17 +18,22 @@ from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
 
+from .addresses import AddressRefused, Policy, address_class, literal
 from .config import MonitorSettings
+from .decoding import ACCEPT_ENCODING, BodyDecoder, DecodeError, binary_kind, decode
 from .robots import ROBOTS_MAX_BYTES, RobotsCache, Rules
+from .transport import POLICY, GuardedTransport
+
+__all__ = ["Fetcher", "FetchResult", "FetchError", "decode", "retry_after"]
 
 TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "text/xml", "application/xml")
 DOCUMENT_MAX_BYTES = 50_000_000  # a feed or sitemap: the sitemap protocol's 50 MB
 ERROR_BODY_LIMIT = 65536  # bytes read from a 304 or an error answer, then dropped
 KEPT_HEADERS = ("content-type", "etag", "last-modified", "date", "server", "content-language", "location")
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
-_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+ORIGIN_TTL = 60.0  # seconds an origin host's resolved address classes are reused
 
 # A host that asks us to back off (429, or 503 with Retry-After) is paused as a whole. A fetch
 # waits for a pause up to MAX_WAIT; a longer one ends the fetch at once with `deferred_until`, so
@@ -112,43 +118,6 @@ class _Host:
     crawl_delay: float = 0.0  # from robots.txt, once a fetch with robots=True read it
 
 
-def _lookup(label: str | None) -> str | None:
-    if not label:
-        return None
-    try:
-        return codecs.lookup(label.strip().strip("\"'")).name
-    except LookupError:
-        return None
-
-
-def decode(body: bytes, content_type: str | None) -> tuple[str, str]:
-    """Bytes -> text the way a browser picks the charset: BOM, Content-Type, <meta>, UTF-8, cp1252.
-
-    An unknown charset label is skipped, as browsers do, rather than failing the page.
-    """
-    for bom, name in _BOMS:
-        if body.startswith(bom):
-            return body[len(bom):].decode(name, errors="replace"), name
-    candidates = []
-    if content_type and "charset=" in content_type.lower():
-        candidates.append(_lookup(content_type.lower().split("charset=", 1)[1].split(";")[0]))
-    match = _META_CHARSET.search(body[:4096])
-    if match:
-        candidates.append(_lookup(match.group(1).decode("ascii", "replace")))
-    for name in candidates:
-        if name:
-            return body.decode(name, errors="replace"), name
-    try:
-        return body.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return body.decode("cp1252", errors="replace"), "cp1252"
-
-
-def _looks_binary(body: bytes) -> bool:
-    head = body[:2048]
-    return b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-
-
 class Fetcher:
     """One shared httpx client with global and per-host limits.
 
@@ -159,17 +128,21 @@ class Fetcher:
 
     def __init__(self, settings: MonitorSettings, transport: httpx.AsyncBaseTransport | None = None):
         self.settings = settings
+        limits = httpx.Limits(max_connections=settings.concurrency * 2, max_keepalive_connections=settings.concurrency * 2)
         self._client = httpx.AsyncClient(
             follow_redirects=True,
             max_redirects=settings.max_redirects,
             timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
-            limits=httpx.Limits(max_connections=settings.concurrency * 2, max_keepalive_connections=settings.concurrency * 2),
-            headers={"User-Agent": settings.user_agent, "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"},
-            transport=transport,
+            headers={"User-Agent": settings.user_agent, "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
+                     "Accept-Encoding": ACCEPT_ENCODING},
+            transport=transport or GuardedTransport(limits),
         )
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._hosts: dict[str, _Host] = {}
         self._robots = RobotsCache()
+        self._networks = tuple(ipaddress.ip_network(str(n), strict=False)
+                               for n in getattr(settings, "allow_networks", ()) or ())
+        self._origins: dict[str, tuple[float, frozenset[str]]] = {}
 
     async def __aenter__(self) -> "Fetcher":
         return self
@@ -188,12 +161,17 @@ class Fetcher:
 
     async def fetch(self, url: str, etag: str | None = None, last_modified: str | None = None,
                     headers: dict[str, str] | None = None, robots: bool = False,
-                    document: bool = False) -> FetchResult:
+                    document: bool = False, origins: tuple[str, ...] | None = None,
+                    allow_private: bool = False) -> FetchResult:
         """GET url, retrying connect errors and 5xx with exponential backoff and jitter, and a 429
         (or 503 with Retry-After) once the host's pause is over. With `robots`, a URL the host's
         robots.txt forbids is not fetched (`blocked`), and its Crawl-delay spaces the host's requests.
         With `document` (a feed or sitemap), any content type is taken, binary (gzip) included, up to
-        DOCUMENT_MAX_BYTES, and left undecoded: the parser judges it."""
+        DOCUMENT_MAX_BYTES, and left undecoded: the parser judges it.
+
+        `origins` are the configured URLs this one came from (default: url itself, trusted as
+        written); every hop may reach public addresses and the address classes the origins resolve
+        to, or anything with `allow_private` (see monitor/addresses.py)."""
         request_headers = dict(headers or {})
         if etag:
             request_headers["If-None-Match"] = etag
@@ -203,14 +181,15 @@ class Fetcher:
         result = FetchResult(url=url)
         host = self._host(url)
         try:
+            policy = await self.policy(origins or (url,), allow_private)
             self._check_pause(host)  # before queueing: a long-paused host answers at once
             if robots:
-                await self._obey_robots(url, host)
+                await self._obey_robots(url, host, policy)
             for attempt in range(self.settings.retries + 1):
                 result.attempts = attempt + 1
                 try:
                     async with self._turn(host):
-                        await self._get(url, request_headers, result, host, document)
+                        await self._get(url, request_headers, result, host, document, policy)
                     break
                 except FetchError as exc:
                     if not exc.retry or attempt == self.settings.retries:
@@ -225,6 +204,35 @@ class Fetcher:
             result.blocked = exc.blocked
         result.elapsed_ms = int((time.perf_counter() - started) * 1000)
         return result
+
+    # ---- the address policy ---------------------------------------------------------------
+
+    async def policy(self, origins: tuple[str, ...], allow_private: bool = False) -> Policy:
+        """The addresses a fetch descending from these configured URLs may connect to."""
+        if allow_private:
+            return Policy.anything()
+        classes: set[str] = set()
+        for origin in origins:
+            classes |= await self._classes(urlsplit(origin).hostname or "")
+        return Policy.for_classes(classes, self._networks)
+
+    async def _classes(self, host: str) -> frozenset[str]:
+        """The address classes a configured host resolves to (cached briefly; none if it doesn't)."""
+        address = literal(host)
+        if address is not None:
+            return frozenset({address_class(address)})
+        cached = self._origins.get(host)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            classes = frozenset(address_class(info[4][0].split("%")[0]) for info in infos)
+        except (OSError, UnicodeError, ValueError):
+            classes = frozenset()
+        if len(self._origins) > 10_000:
+            self._origins.clear()
+        self._origins[host] = (time.monotonic() + ORIGIN_TTL, classes)
+        return classes
 
     # ---- the host gate --------------------------------------------------------------------
 
@@ -286,55 +294,46 @@ class Fetcher:
 
     # ---- robots.txt -----------------------------------------------------------------------
 
-    async def _obey_robots(self, url: str, host: _Host) -> None:
+    async def _obey_robots(self, url: str, host: _Host, policy: Policy) -> None:
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc.lower()}"
         async with host.robots:  # concurrent fetches of one host wait for one robots.txt request
             rules = self._robots.get(origin)
             if rules is None:
-                rules = await self._fetch_robots(origin, host)
+                rules = await self._fetch_robots(origin, host, policy)
                 self._robots.put(origin, rules)
         host.crawl_delay = rules.crawl_delay(self.settings.user_agent)
         if not rules.allows(url, self.settings.user_agent):
             reason = f": {rules.error}" if rules.error else ""
             raise FetchError(f"blocked by robots.txt of {parts.netloc.lower()}{reason}", blocked=True)
 
-    async def _fetch_robots(self, origin: str, host: _Host) -> Rules:
+    async def _fetch_robots(self, origin: str, host: _Host, policy: Policy) -> Rules:
         """GET /robots.txt through the host's gate (so it counts for delays and pauses too)."""
         status, body, problem = None, b"", None
         async with self._turn(host):
             try:
                 async with asyncio.timeout(self.settings.timeout):
-                    async with self._client.stream("GET", origin + "/robots.txt") as response:
+                    async with self._client.stream("GET", origin + "/robots.txt", extensions={POLICY: policy}) as response:
                         self._note_pause(host, response)
                         if 200 <= response.status_code < 300:
-                            body = await self._read_head(response, ROBOTS_MAX_BYTES)
+                            body = await self._read(response, ROBOTS_MAX_BYTES, truncate=True)
                         status = response.status_code  # only once the body is in
             except httpx.TooManyRedirects:
                 status = 404  # RFC 9309: past the redirects we follow, robots.txt counts as unavailable
             except TimeoutError:
                 problem = f"timed out after {self.settings.timeout:g}s"
-            except httpx.HTTPError as exc:
-                problem = f"network error: {type(exc).__name__}"
+            except FetchError as exc:
+                problem = str(exc)
+            except (httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
+                problem = _network_error(exc).args[0]
         return Rules.from_answer(status, body, problem)
-
-    @staticmethod
-    async def _read_head(response: httpx.Response, limit: int) -> bytes:
-        """The first `limit` bytes; the rest is never read."""
-        chunks, size = [], 0
-        async for chunk in response.aiter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= limit:
-                break
-        return b"".join(chunks)[:limit]
 
     # ---- one request ----------------------------------------------------------------------
 
-    async def allowed(self, url: str) -> bool:
+    async def allowed(self, url: str, origins: tuple[str, ...] | None = None) -> bool:
         """Whether the host's robots.txt lets us fetch url (reading it if need be)."""
         try:
-            await self._obey_robots(url, self._host(url))
+            await self._obey_robots(url, self._host(url), await self.policy(origins or (url,)))
         except FetchError as exc:
             if exc.blocked:
                 return False
@@ -342,12 +341,12 @@ class Fetcher:
         return True
 
     async def _get(self, url: str, headers: dict[str, str], result: FetchResult, host: _Host,
-                   document: bool = False) -> None:
+                   document: bool, policy: Policy) -> None:
         result.error = None
         result.status = None
         try:
             async with asyncio.timeout(self.settings.timeout):
-                async with self._client.stream("GET", url, headers=headers) as response:
+                async with self._client.stream("GET", url, headers=headers, extensions={POLICY: policy}) as response:
                     result.status = response.status_code
                     result.final_url = str(response.url)
                     result.headers = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
@@ -357,31 +356,37 @@ class Fetcher:
                     if response.status_code >= 500:
                         raise FetchError(f"HTTP {response.status_code} {response.reason_phrase}".strip(), retry=True,
                                          status=response.status_code)
+                    if 300 <= response.status_code < 400 and response.status_code != 304:
+                        raise FetchError(f"HTTP {response.status_code} redirect without a Location to follow",
+                                         status=response.status_code)
                     if response.status_code == 304 or response.status_code >= 400:
                         # Read the (small) rest so the connection can be reused.
-                        await self._read_capped(response, ERROR_BODY_LIMIT, drain=True)
+                        await self._drain(response)
                         return
                     limit = max(self.settings.max_bytes, DOCUMENT_MAX_BYTES) if document else self.settings.max_bytes
                     self._check_type(response, limit, any_type=document)
-                    result.body = await self._read_capped(response, limit)
+                    result.body = await self._read(response, limit)
         except FetchError:
             raise
         except TimeoutError:
             raise FetchError(f"timed out after {self.settings.timeout:g}s", retry=True) from None
         except httpx.TooManyRedirects:
             raise FetchError(f"too many redirects (more than {self.settings.max_redirects})") from None
-        except httpx.TimeoutException:
-            raise FetchError(f"timed out after {self.settings.timeout:g}s", retry=True) from None
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            raise FetchError(f"network error: {type(exc).__name__}: {exc or 'connection failed'}", retry=True) from None
-        except httpx.DecodingError as exc:
-            raise FetchError(f"bad content encoding: {exc}") from None
-        except httpx.HTTPError as exc:
-            raise FetchError(f"HTTP error: {type(exc).__name__}: {exc}") from None
+        except httpx.TimeoutException as exc:
+            if _refusal(exc) is None and not isinstance(exc.__cause__, aiohttp.ClientConnectionError):
+                raise FetchError(f"timed out after {self.settings.timeout:g}s", retry=True) from None
+            raise _network_error(exc) from None
+        except httpx.UnsupportedProtocol as exc:
+            raise FetchError(str(exc)) from None
+        except httpx.InvalidURL as exc:
+            raise FetchError(f"redirect to an unusable URL (only http and https URLs are followed): {exc}") from None
+        except (httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
+            raise _network_error(exc) from None
         if document:
             return
-        if _looks_binary(result.body):
-            raise FetchError(f"binary content ({result.headers.get('content-type', 'no content-type')}), not a web page")
+        kind = binary_kind(result.body, result.headers.get("content-type"))
+        if kind:
+            raise FetchError(f"{kind} ({result.headers.get('content-type', 'no content-type')}), not a web page")
         result.text, result.encoding = decode(result.body, result.headers.get("content-type"))
 
     def _check_type(self, response: httpx.Response, limit: int, any_type: bool = False) -> None:
@@ -392,13 +397,59 @@ class Fetcher:
         if length and length.isdigit() and int(length) > limit:
             raise FetchError(f"body too large: {int(length):,} bytes declared, limit {limit:,}")
 
-    async def _read_capped(self, response: httpx.Response, limit: int, drain: bool = False) -> bytes:
-        chunks, size = [], 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                if drain:
-                    return b""
-                raise FetchError(f"body too large: more than {limit:,} bytes (limit)")
-            chunks.append(chunk)
+    @staticmethod
+    async def _read(response: httpx.Response, limit: int, truncate: bool = False) -> bytes:
+        """The body, its Content-Encoding undone, at most `limit` bytes before and after decoding.
+        Past the limit: an error, or with `truncate` the first `limit` bytes (the rest unread)."""
+        try:
+            decoder = BodyDecoder(response.headers.get("content-encoding"), limit)
+        except DecodeError as exc:
+            raise FetchError(str(exc)) from None
+        chunks, raw = [], 0
+        try:
+            async for chunk in response.aiter_raw():
+                raw += len(chunk)
+                if raw > limit:
+                    raise FetchError(f"body too large: more than {limit:,} bytes (limit)")
+                chunks.append(decoder.feed(chunk))
+            chunks.append(decoder.finish())
+        except DecodeError as exc:
+            if truncate and decoder.size:
+                return b"".join(chunks)[:limit]
+            raise FetchError(str(exc)) from None
+        except FetchError:
+            if truncate:
+                return b"".join(chunks)[:limit]
+            raise
         return b"".join(chunks)
+
+    @staticmethod
+    async def _drain(response: httpx.Response) -> None:
+        """Read the raw rest of a 304 or error answer, up to ERROR_BODY_LIMIT, then stop."""
+        size = 0
+        async for chunk in response.aiter_raw():
+            size += len(chunk)
+            if size > ERROR_BODY_LIMIT:
+                return
+
+
+def _refusal(exc: BaseException) -> AddressRefused | None:
+    """The address-policy refusal behind an exception, if any."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, AddressRefused):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def _network_error(exc: BaseException) -> FetchError:
+    """A transport failure, worded from its root cause; a refused address is not retried."""
+    refused = _refusal(exc)
+    if refused is not None:
+        return FetchError(str(refused))
+    root = exc.__cause__ if isinstance(exc, httpx.HTTPError) and exc.__cause__ else exc
+    if isinstance(root, aiohttp.ClientResponseError):  # a response aiohttp could not parse
+        return FetchError(f"malformed HTTP response: {root.message or type(root).__name__}")
+    detail = str(root) or "connection failed"
+    return FetchError(f"network error: {type(root).__name__}: {detail}", retry=True)
