@@ -63,6 +63,7 @@ _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 _SPACES = re.compile(r"\s+")
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
 _PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
+MAX_ELEMENTS = 60_000
 _COUNTER_WORDS = (r"views?|comments?|shares?|likes?|reads?|claps?|responses?|reactions?|retweets?|reposts?"
                   r"|followers?|subscribers?|votes?|visits?|visitors?|clicks?|points?|replies|reply|hits?")
 _COUNT_BEFORE = re.compile(rf"\b\d[\d,.]*(?:\s*[kKmM]\b)?(?=\s*(?:{_COUNTER_WORDS})\b)", re.I)
@@ -176,14 +177,20 @@ def settings_key(selector: str | None, ignore: list[str], ignore_text: list[str]
 
 
 def parse(html: str):
-    """Lenient HTML parse (as browsers do: unclosed and stray tags are fine)."""
+    """Lenient HTML parse (as browsers do: unclosed and stray tags are fine). A page of more than
+    MAX_ELEMENTS elements is refused: walking it would cost memory in proportion, and no article
+    is that large (a long Wikipedia article has a few tens of thousands)."""
     html = _XML_DECL.sub("", html, count=1).replace("\x00", "")
     if not html.strip():
         return None
     try:
-        return lxml.html.document_fromstring(html, parser=_PARSER)
+        doc = lxml.html.document_fromstring(html, parser=_PARSER)
     except (etree.ParserError, ValueError):
         return None
+    for count, _ in enumerate(doc.iter(), 1):
+        if count > MAX_ELEMENTS:
+            raise ExtractError(f"page has more than {MAX_ELEMENTS:,} elements (limit); not read")
+    return doc
 
 
 def _tag(el) -> str | None:

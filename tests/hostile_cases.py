@@ -166,7 +166,9 @@ def cases() -> dict[str, tuple]:
     c["declared 50 MB"] = (raw(head(length=50_000_000) + b"<p>x</p>"), "50,000,000 bytes declared")
     c["declared 2^70 bytes"] = (raw(head(length=2 ** 70) + b"<p>x</p>"), "malformed HTTP response")
     c["many small elements"] = (answer(b"<html><body><article><h1>List</h1>" + b"<p>x</p>" * 120_000
-                                       + b"</article></body></html>"), ("ok", "List"))
+                                       + b"</article></body></html>"), "more than 60,000 elements")
+    c["30,000 small elements"] = (answer(b"<html><body><article><h1>List</h1>" + b"<p>x</p>" * 30_000
+                                         + b"</article></body></html>"), ("ok", "List"))
     # Lying lengths and broken framing.
     c["content-length longer than body"] = (raw(head(length=5000) + PAGE), "network error")
     c["content-length shorter than body"] = (raw(head(length=20) + PAGE), "malformed HTTP response")
