@@ -9,11 +9,15 @@ text, a capture), so reading never follows a chain longer than two.
 Files are written to a temporary name, flushed to disk and renamed, so a crash leaves either the
 whole file or none of it; a file is never rewritten once present. Every read is checked against
 the SHA-256 in its name.
+
+zstd (de)compression contexts are not thread-safe, and the web server reads from a thread pool:
+each thread gets its own pair (a shared one crashed the server under two concurrent readers).
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import zstandard
@@ -53,8 +57,14 @@ def _decompress(decompressor: zstandard.ZstdDecompressor, frame: bytes) -> bytes
 class Snapshots:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
-        self._plain = zstandard.ZstdCompressor(level=LEVEL)
-        self._decompressor = zstandard.ZstdDecompressor()
+        self._local = threading.local()
+
+    def _contexts(self) -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+        """This thread's compressor and decompressor for plain blobs."""
+        local = self._local
+        if not hasattr(local, "contexts"):
+            local.contexts = (zstandard.ZstdCompressor(level=LEVEL), zstandard.ZstdDecompressor())
+        return local.contexts
 
     def path(self, digest: str) -> Path:
         if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
@@ -90,7 +100,7 @@ class Snapshots:
             if len(frame) <= DELTA_WORTH * len(data):
                 payload = DELTA_MAGIC + base.encode("ascii") + b"\n" + frame
         if payload is None:
-            payload = self._plain.compress(data)
+            payload = self._contexts()[0].compress(data)
         self._write(target, payload)
         return digest
 
@@ -111,7 +121,7 @@ class Snapshots:
                                                            dict_type=zstandard.DICT_TYPE_RAWCONTENT)
                 data = _decompress(zstandard.ZstdDecompressor(dict_data=dictionary), payload[_HEADER_LEN:])
             else:
-                data = _decompress(self._decompressor, payload)
+                data = _decompress(self._contexts()[1], payload)
         except zstandard.ZstdError as exc:
             raise SnapshotError(f"snapshot {digest[:12]}… is damaged: {exc}") from None
         if sha256(data) != digest:

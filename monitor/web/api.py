@@ -19,7 +19,8 @@ router = APIRouter(tags=["history"], responses={404: {"model": schema.Error, "de
 def parse_version(text: str) -> int:
     """'3' or 'v3' -> 3."""
     seq = text.lstrip("vV")
-    if not seq.isdigit():
+    # ASCII digits only (str.isdigit also takes '١' or '３'), and few enough for int() to take.
+    if not (seq.isascii() and seq.isdigit()) or len(seq) > 30:
         raise HTTPException(404, f"bad version {text!r}: use a number like 3 or v3")
     return int(seq)
 
@@ -87,25 +88,33 @@ def target_changes(request: Request, name: str):
 @router.get("/targets/{name}/diff", response_model=schema.Diff,
             summary="Word diff between two versions, as `monitor diff NAME FROM TO --json`",
             description="Without `from` and `to`: the latest change. "
-                        "With only `from`: from that version to the latest.")
+                        "With only `from`: from that version to the latest. "
+                        "With only `to`: from the version before it to it.")
 def diff(request: Request, name: str, from_: str | None = Query(None, alias="from"), to: str | None = Query(None)):
     web = web_of(request)
     target = target_or_404(web.store, name)
-    latest = queries.latest_versions(web.store, target.id, 2)
-    if from_ is None:
-        if len(latest) < 2:
-            raise HTTPException(404, f"{name} has fewer than two versions: nothing to compare yet")
-        old, new = latest[1], latest[0]
+    if to is not None:
+        new = version_or_404(web.store, target, to)
     else:
+        latest = queries.latest_versions(web.store, target.id, 1)
+        if not latest:
+            raise HTTPException(404, f"{name} has no versions yet")
+        new = latest[0]
+    if from_ is not None:
         old = version_or_404(web.store, target, from_)
-        new = version_or_404(web.store, target, to) if to is not None else latest[0]
+    else:
+        earlier = queries.latest_versions(web.store, target.id, 1, below=new.seq)
+        if not earlier:
+            raise HTTPException(404, f"{name} has no version before v{new.seq}: nothing to compare yet")
+        old = earlier[0]
     return JSONResponse(report.diff_dict(name, old, new, web.texts.diff(old.text_sha, new.text_sha)))
 
 
 @router.get("/changes", response_model=list[schema.TargetChange], summary="Changes across targets, newest first")
 def changes(request: Request, kind: list[schema.ChangeKind] = Query(None, description="only these kinds"),
             target: str | None = Query(None, description="only this target"),
-            before: int | None = Query(None, description="only changes with a smaller id (paging)"),
+            before: int | None = Query(None, ge=1, le=queries.MAX_INT,
+                                       description="only changes with a smaller id (paging)"),
             limit: int = Query(100, ge=1, le=1000)):
     store = web_of(request).store
     target_id = target_or_404(store, target).id if target else None

@@ -21,6 +21,7 @@ from ..snapshots import SnapshotError
 from ..store import Store
 from . import render
 from .auth import Auth, Guard
+from .limits import BodyLimit
 from .texts import Texts
 
 HERE = Path(__file__).parent
@@ -104,6 +105,7 @@ def create_app(settings: Settings, store: Store, auth: Auth | None = None) -> Fa
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(SnapshotError, _damaged)
     app.add_middleware(Guard, auth=auth, allowed_hosts=None if auth.required else _hosts(settings))
+    app.add_middleware(BodyLimit)  # the outermost: bodies are capped before anyone is authenticated
     return app
 
 

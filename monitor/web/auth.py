@@ -5,6 +5,8 @@ them is required, and the server refuses to start without. With either set, brow
 a form (a signed, HttpOnly, SameSite session cookie); tools send `Authorization: Bearer <token>`,
 or HTTP Basic with the password or token as the password (feed readers do this). The login and
 logout forms carry a CSRF token, and every state-changing request must come from this origin.
+Every way of presenting the password or token (the form, Bearer, Basic) passes one limit on
+failures per client address: past it, even the right one is refused (429) until the window passes.
 
 Without login, a Host check stops DNS-rebinding pages from reading the UI through the browser.
 Every response gets the security headers: a strict Content-Security-Policy (no inline script,
@@ -18,6 +20,7 @@ import binascii
 import hashlib
 import hmac
 import ipaddress
+import math
 import secrets
 import time
 from collections import deque
@@ -58,9 +61,32 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class Blocked(Exception):
+    """Too many failed logins from one client address."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"Too many failed attempts from your address: try again in {retry_after} seconds.")
+        self.retry_after = retry_after
+
+
+def client_key(scope) -> str:
+    """Whom the failed-login limit counts: the client's address, an IPv6 client's /64 (one host
+    often holds a whole /64, so counting single addresses would not limit it)."""
+    host = (scope.get("client") or ("?",))[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.version == 4:
+        return str(address)
+    if address.ipv4_mapped:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{address}/64", strict=False))
+
+
 class Auth:
     """The configured secrets and what is derived from them: session and CSRF signatures, and a
-    per-address limit on failed logins."""
+    per-address limit on failed logins that every credential path passes (see verify())."""
 
     def __init__(self, password: str | None = None, token: str | None = None):
         self.secrets = [s.encode("utf-8") for s in (password, token) if s]
@@ -85,25 +111,21 @@ class Auth:
                 "Set web_password or web_token in [monitor] (e.g. web_password = \"${MONITOR_WEB_PASSWORD}\"), "
                 "or bind to 127.0.0.1")
 
-    def secret_ok(self, value: str) -> bool:
+    def verify(self, client: str, value: str) -> bool:
+        """Is `value` the password or token? The only place a guess is checked: raises Blocked
+        (without looking at the guess) once `client` has failed too often, and counts a failure."""
+        self._check_not_blocked(client)
         given = value.encode("utf-8")
         # Compare with every secret, always, so timing tells nothing about which one came close.
-        return any([hmac.compare_digest(given, s) for s in self.secrets])
-
-    def authorization_ok(self, header: str | None) -> bool:
-        if not header:
-            return False
-        scheme, _, value = header.partition(" ")
-        value = value.strip()
-        if scheme.lower() == "bearer":
-            return self.secret_ok(value)
-        if scheme.lower() == "basic":
-            try:
-                decoded = base64.b64decode(value, validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
-                return False
-            return self.secret_ok(decoded.partition(":")[2])
+        if any([hmac.compare_digest(given, s) for s in self.secrets]):
+            return True
+        self._failed(client)
         return False
+
+    def authorization_ok(self, client: str, header: str | None) -> bool:
+        """An Authorization header with the password or token (Bearer, or Basic's password)."""
+        secret = _presented(header)
+        return secret is not None and self.verify(client, secret)
 
     def _sign(self, key: bytes, message: str) -> str:
         return hmac.new(key, message.encode("ascii"), hashlib.sha256).hexdigest()
@@ -126,18 +148,34 @@ class Auth:
             return False
         return hmac.compare_digest(submitted, self.csrf_token(cookie))
 
-    def login_blocked(self, client: str, now: float | None = None) -> bool:
-        now = now or time.monotonic()
+    def _check_not_blocked(self, client: str) -> None:
+        now = time.monotonic()
         failures = self._failures.get(client)
-        while failures and failures[0] < now - LOGIN_WINDOW:
+        while failures and failures[0] <= now - LOGIN_WINDOW:
             failures.popleft()
-        return bool(failures) and len(failures) >= LOGIN_FAILURES
+        if failures and len(failures) >= LOGIN_FAILURES:
+            # Free again when the failure that reached the limit leaves the window.
+            raise Blocked(max(1, math.ceil(failures[-LOGIN_FAILURES] + LOGIN_WINDOW - now)))
 
-    def login_failed(self, client: str) -> None:
+    def _failed(self, client: str) -> None:
         now = time.monotonic()
         if len(self._failures) > FORGET_AFTER:  # many addresses: forget those quiet for a window
             self._failures = {c: f for c, f in self._failures.items() if f and f[-1] >= now - LOGIN_WINDOW}
         self._failures.setdefault(client, deque()).append(now)
+
+
+def _presented(header: str | None) -> str | None:
+    """The secret an Authorization header offers (Bearer's token, Basic's password), or None."""
+    scheme, _, value = (header or "").partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer":
+        return value
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value, validate=True).decode("utf-8").partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return None
 
 
 def cookies(headers: Headers) -> dict[str, str]:
@@ -186,10 +224,15 @@ class Guard:
             return PlainTextResponse("cross-site request refused", status_code=403)
         if not self.auth.required or path.startswith(PUBLIC_PATHS):
             return None
-        if self.auth.authorization_ok(headers.get("authorization")):
-            return None
+        # A session cookie first: it is signed, not guessed, so a logged-in reader is never
+        # locked out by someone guessing from the same address.
         if self.auth.session_ok(cookies(headers).get(SESSION_COOKIE)):
             return None
+        try:
+            if self.auth.authorization_ok(client_key(scope), headers.get("authorization")):
+                return None
+        except Blocked as exc:
+            return too_many(path, exc)
         return _unauthenticated(scope, path)
 
 
@@ -206,6 +249,14 @@ def _same_origin(headers: Headers, scope) -> bool:
     if origin is None:
         return True
     return origin != "null" and urlsplit(origin).netloc.lower() == headers.get("host", "").lower()
+
+
+def too_many(path: str, blocked: Blocked):
+    """429 with Retry-After, in JSON for the API."""
+    headers = {"Retry-After": str(blocked.retry_after)}
+    if path.startswith("/api/"):
+        return JSONResponse({"detail": str(blocked)}, status_code=429, headers=headers)
+    return PlainTextResponse(str(blocked), status_code=429, headers=headers)
 
 
 def _unauthenticated(scope, path: str):

@@ -2,11 +2,10 @@
 Content-Security-Policy for the version page's sandboxed frame (or to download)."""
 from __future__ import annotations
 
-import codecs
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ..fetch import decode
 from .api import target_or_404, version_or_404
 from .app import web_of
 from .pages import feed_links, render_page
@@ -27,8 +26,9 @@ def source(request: Request, name: str, version: str):
     row = target_or_404(web.store, name)
     v = version_or_404(web.store, row, version)
     raw = web.store.snapshots.get(v.raw_sha)
+    text, _ = decode(raw, _content_type(v.headers))  # as the check read it, whatever the header claims
     return render_page(request, "source.html", alternates=feed_links(request, name), target=row, version=v,
-                       source=raw.decode(_charset(v.headers), errors="replace"), size=len(raw))
+                       source=text, size=len(raw))
 
 
 @router.get("/raw/{name}/{version}")
@@ -53,14 +53,3 @@ def _content_type(headers: dict | None) -> str:
 def _capture_type(headers: dict | None) -> str:
     value = _content_type(headers)
     return value if value.split(";")[0].strip().lower() in CAPTURE_TYPES else "text/plain; charset=utf-8"
-
-
-def _charset(headers: dict | None) -> str:
-    for param in _content_type(headers).split(";")[1:]:
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "charset":
-            try:
-                return codecs.lookup(value.strip().strip('"')).name
-            except LookupError:
-                break
-    return "utf-8"

@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
 from .app import web_of
-from .auth import CSRF_COOKIE, SESSION_COOKIE, SESSION_SECONDS, cookies, local_path
+from .auth import CSRF_COOKIE, SESSION_COOKIE, SESSION_SECONDS, Blocked, client_key, cookies, local_path
 from .pages import render_page, root
 
 router = APIRouter(include_in_schema=False)
@@ -31,15 +31,16 @@ async def login(request: Request):
         return RedirectResponse(root(request) + "/", status_code=303)
     form = await _form(request)
     target = local_path(form.get("next"))
-    client = request.client.host if request.client else "?"
-    if web.auth.login_blocked(client):
-        return render_page(request, "login.html", code=429, alternates=[], next=target,
-                           error="Too many failed attempts from your address: wait ten minutes.")
     if not web.auth.csrf_ok(cookies(request.headers).get(CSRF_COOKIE), form.get("csrf")):
         return render_page(request, "login.html", code=403, alternates=[], next=target,
                            error="The form had expired: please try again.")
-    if not web.auth.secret_ok(form.get("password", "")):
-        web.auth.login_failed(client)
+    try:
+        right = web.auth.verify(client_key(request.scope), form.get("password", ""))
+    except Blocked as exc:
+        response = render_page(request, "login.html", code=429, alternates=[], next=target, error=str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    if not right:
         return render_page(request, "login.html", code=401, alternates=[], next=target, error="Wrong password or token.")
     response = RedirectResponse(root(request) + target, status_code=303)
     response.set_cookie(SESSION_COOKIE, web.auth.new_session(), max_age=SESSION_SECONDS, httponly=True,

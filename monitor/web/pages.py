@@ -90,7 +90,8 @@ def dashboard(request: Request, q: str = "", tag: str = "", status: str = "", al
 
 
 @router.get("/changes")
-def change_list(request: Request, kind: str = "", before: int | None = None, everything: bool = False):
+def change_list(request: Request, kind: str = "", before: int | None = Query(None, ge=1, le=queries.MAX_INT),
+                everything: bool = False):
     web = web_of(request)
     kinds = (kind,) if kind else (None if everything else queries.EDITS)
     found = queries.changes(web.store, kinds=kinds, before=before, limit=PER_PAGE)

@@ -20,6 +20,9 @@ CHANGE = tuple(Change.__table__.columns)
 # What a reviewer reads: not first versions, typography-only changes or re-extractions.
 EDITS = ("added", "removed", "edited", "restored")
 PROBLEMS = ("error", "gone", "recovered")  # events that are no change
+# The largest id or number a row can have (a 64-bit SQL integer): a larger one from a URL names
+# nothing, and the database driver would refuse it rather than find nothing.
+MAX_INT = 2**63 - 1
 
 
 class NotFound(Exception):
@@ -35,6 +38,8 @@ def target(store: Store, name: str):
 
 
 def version(store: Store, target_id: int, seq: int):
+    if not 0 < seq <= MAX_INT:
+        raise NotFound(f"no version {seq}")
     with store.engine.connect() as conn:
         row = conn.execute(select(*VERSION).where(Version.target_id == target_id, Version.seq == seq)).first()
     if row is None:
@@ -42,10 +47,13 @@ def version(store: Store, target_id: int, seq: int):
     return row
 
 
-def latest_versions(store: Store, target_id: int, n: int = 2) -> list:
+def latest_versions(store: Store, target_id: int, n: int = 2, below: int | None = None) -> list:
+    """The newest `n` versions of a target (those before version `below`, if given), newest first."""
+    query = select(*VERSION).where(Version.target_id == target_id)
+    if below is not None:
+        query = query.where(Version.seq < below)
     with store.engine.connect() as conn:
-        return list(conn.execute(select(*VERSION).where(Version.target_id == target_id)
-                                 .order_by(Version.seq.desc()).limit(n)))
+        return list(conn.execute(query.order_by(Version.seq.desc()).limit(n)))
 
 
 def versions(store: Store, target_id: int) -> list:
@@ -149,7 +157,7 @@ class Detail:
 
 def change(store: Store, change_id: int) -> Detail:
     with store.engine.connect() as conn:
-        row = conn.execute(select(*CHANGE).where(Change.id == change_id)).first()
+        row = conn.execute(select(*CHANGE).where(Change.id == change_id)).first() if 0 < change_id <= MAX_INT else None
         if row is None:
             raise NotFound(f"no change #{change_id}")
         target_row = conn.execute(select(*TARGET).where(Target.id == row.target_id)).first()
