@@ -377,7 +377,8 @@ class Fetcher:
                 raise FetchError(f"timed out after {self.settings.timeout:g}s", retry=True) from None
             raise _network_error(exc) from None
         except httpx.UnsupportedProtocol as exc:
-            raise FetchError(str(exc)) from None
+            refused = "" if str(exc).startswith("refused") else "refused to connect: "
+            raise FetchError(f"{refused}{exc}") from None
         except httpx.InvalidURL as exc:
             raise FetchError(f"redirect to an unusable URL (only http and https URLs are followed): {exc}") from None
         except (httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
