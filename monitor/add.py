@@ -24,7 +24,7 @@ from tomlkit.items import AoT
 
 from . import config as config_module
 from .files import write_atomic
-from .discover import DiscoveryError, absolute, canonical, head_links, name_for, parse_feed, parse_sitemap
+from .discover import DiscoveryError, Names, absolute, canonical, head_links, name_for, parse_feed, parse_sitemap
 
 # <link rel="alternate"> types that are feeds monitor reads (JSON Feed is not one of them).
 FEED_TYPES = ("application/rss+xml", "application/atom+xml")
@@ -106,12 +106,7 @@ def _host_slug(url: str) -> str:
 
 def _unique(base: str, taken: set[str], limit: int) -> str:
     """base, or base-2, base-3, … : not in taken (ignoring case, as discover.name_for does)."""
-    lowered = {t.lower() for t in taken}
-    name, n = base[:limit].rstrip("-._"), 1
-    while name.lower() in lowered:
-        n += 1
-        name = base[:limit - len(f"-{n}")].rstrip("-._") + f"-{n}"
-    return name
+    return Names(taken).unique(base, limit)
 
 
 def target_name(url: str, taken: set[str]) -> str:

@@ -11,6 +11,7 @@ with a document is a DiscoveryError that names the document and the problem.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import html
@@ -21,7 +22,8 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
-from urllib.parse import quote, unquote, unquote_plus, urljoin, urlsplit, urlunsplit
+from typing import Iterable
+from urllib.parse import SplitResult, quote, unquote, unquote_plus, urljoin, urlsplit, urlunsplit
 
 import lxml.html
 from lxml import etree
@@ -39,6 +41,7 @@ TRACKING = re.compile(r"^(utm_\w+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|mc_ci
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _URL_SAFE = "/%:@!$&'()*+,;=-._~?"
 _PERCENT = re.compile(r"%[0-9a-fA-F]{2}")
+_ABSOLUTE = re.compile(r"https?://", re.I)   # urljoin() leaves these as they are
 _HTML_START = re.compile(rb"^(?:<\?[^>]*>\s*|<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>])", re.I | re.S)
 _TAG = re.compile(r"<[^>]*>")
 _UTF8_BOM, _UTF16_BOMS = b"\xef\xbb\xbf", (b"\xff\xfe", b"\xfe\xff")
@@ -75,6 +78,24 @@ def _quote(text: str) -> str:
     return _PERCENT.sub(lambda m: m.group().upper(), quote(text, safe=_URL_SAFE))
 
 
+@functools.lru_cache(maxsize=1024)
+def _netloc(scheme: str, netloc: str) -> str:
+    """The host and port part as canonical() writes it ("" when there is no host); ValueError for
+    a bad port. Cached: a sitemap's 50,000 URLs share one or two."""
+    parts = SplitResult(scheme, netloc, "", "", "")
+    port = parts.port
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        return ""
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass
+    if ":" in host:
+        host = f"[{host}]"
+    return host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+
+
 def canonical(url: str) -> str:
     """The one spelling of a URL, so that one post is never watched twice.
 
@@ -85,20 +106,12 @@ def canonical(url: str) -> str:
     """
     try:
         parts = urlsplit(url.strip())
-        port = parts.port
+        scheme = parts.scheme.lower()
+        netloc = _netloc(scheme, parts.netloc) if scheme in _DEFAULT_PORTS else ""
     except ValueError:
         raise DiscoveryError(f"not a valid URL: {url[:200]!r}") from None
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").rstrip(".")
-    if scheme not in _DEFAULT_PORTS or not host:
+    if not netloc:
         raise DiscoveryError(f"not an absolute http(s) URL: {url[:200]!r}")
-    try:
-        host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        pass
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     query = sorted(_quote(p) for p in parts.query.split("&")
                    if p and not TRACKING.match(unquote_plus(p.split("=", 1)[0])))
     return urlunsplit((scheme, netloc, _quote(parts.path) or "/", "&".join(query), ""))
@@ -110,7 +123,7 @@ def absolute(href: str | None, base_url: str) -> str | None:
     if not href or len(href) > MAX_URL_LENGTH:
         return None
     try:
-        return canonical(urljoin(base_url, href))
+        return canonical(href if _ABSOLUTE.match(href) else urljoin(base_url, href))
     except (DiscoveryError, ValueError):
         return None
 
@@ -162,6 +175,12 @@ def canonical_link(page: bytes | str, page_url: str) -> str | None:
     return url
 
 
+def site_host(url: str) -> str:
+    """A canonical URL's host as a site's scope compares it: without a leading "www.", so that
+    example.com and www.example.com are one site."""
+    return (urlsplit(url).hostname or "").removeprefix("www.")
+
+
 def matches(url: str, include: list[str], exclude: list[str]) -> bool:
     """Whether url passes the glob patterns (fnmatch, case-sensitive, `*` spans slashes).
 
@@ -180,16 +199,16 @@ def _slug(text: str) -> str:
     return re.sub(r"-{2,}", "-", _NAME_UNSAFE.sub("-", text)).strip("-._")
 
 
-def name_for(site: str, url: str, taken: set[str]) -> str:
-    """A target name for a discovered post: the site name, then the URL's path.
+def name_base(site: str, url: str) -> str:
+    """What a discovered post's target name is made of: the site name, then the path of `url`
+    (a canonical URL, see canonical()).
 
     ("msblog", "https://blogs.microsoft.com/blog/2018/01/24/federal-agencies-continue/") ->
     "msblog-2018-01-24-federal-agencies-continue". Generic segments ("blog", "posts", …) and page
-    suffixes (".html", ".php", …) are left out; a query is kept ("?p=123" -> "p-123"). At most 120
-    characters of [A-Za-z0-9._-]; unique against `taken` ignoring case (-2, -3, … appended). The
-    caller adds the result to `taken`.
+    suffixes (".html", ".php", …) are left out; a query is kept ("?p=123" -> "p-123"). Only
+    [A-Za-z0-9._-]; Names.unique() shortens it and makes it unique.
     """
-    parts = urlsplit(canonical(url))
+    parts = urlsplit(url)
     segments = [unquote(s) for s in parts.path.split("/") if s]
     if segments:
         segments[-1] = _PAGE_SUFFIX.sub("", segments[-1])
@@ -198,14 +217,37 @@ def name_for(site: str, url: str, taken: set[str]) -> str:
     kept = [s for s in segments[:-1] if s.lower() not in _GENERIC_SEGMENTS] + segments[-1:]
     kept += [unquote_plus(p).replace("=", "-") for p in parts.query.split("&") if p]
     slug = _slug("-".join(kept)).lower() or (hashlib.sha256(url.encode()).hexdigest()[:10] if kept else "home")
-    base = _slug(f"{_slug(site) or 'site'}-{slug}")
-    lowered = {t.lower() for t in taken}
-    name, n = base[:MAX_NAME_LENGTH].rstrip("-._"), 1
-    while name.lower() in lowered:
-        n += 1
-        suffix = f"-{n}"
-        name = base[:MAX_NAME_LENGTH - len(suffix)].rstrip("-._") + suffix
-    return name
+    return _slug(f"{_slug(site) or 'site'}-{slug}")
+
+
+class Names:
+    """Hands out target names that are unique ignoring case, against the names taken so far and
+    each other. Constant time per name, however many are taken or share a base (a hostile
+    sitemap can list 50,000 URLs that make the same base): each base remembers its last suffix."""
+
+    def __init__(self, taken: Iterable[str] = ()):
+        self._taken = {name.lower() for name in taken}
+        self._next: dict[str, int] = {}
+
+    def unique(self, base: str, limit: int = MAX_NAME_LENGTH) -> str:
+        """base cut to `limit` characters, or with -2, -3, … appended: not taken, and now taken."""
+        name, n = base[:limit].rstrip("-._"), self._next.get(base, 1)
+        if n > 1 or name.lower() in self._taken:
+            while True:
+                n += 1
+                suffix = f"-{n}"
+                name = base[:limit - len(suffix)].rstrip("-._") + suffix
+                if name.lower() not in self._taken:
+                    break
+        self._next[base] = n
+        self._taken.add(name.lower())
+        return name
+
+
+def name_for(site: str, url: str, taken: set[str]) -> str:
+    """A target name for a discovered post (see name_base), unique against `taken` ignoring case.
+    The caller adds the result to `taken`; for many names at once, use one Names instead."""
+    return Names(taken).unique(name_base(site, canonical(url)))
 
 
 # ---- documents ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ what this tool is for.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -35,16 +36,19 @@ class Discovery:
     adopted: int = 0                # targets no longer watched that this site lists: taken over
     new: list[int] = field(default_factory=list)   # ids of the targets created
     skipped_robots: int = 0
+    skipped_hosts: int = 0          # URLs (posts or child sitemaps) on hosts that are not the site's
     errors: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        if not self.found and self.unchanged and not self.errors:
+        if not self.found and self.unchanged and not self.errors and not self.skipped_hosts:
             return f"{self.site}: feeds and sitemaps unchanged"
         text = f"{self.site}: {self.found} posts listed, {len(self.new)} new"
         if self.adopted:
             text += f", {self.adopted} watched again (with their history)"
         if self.skipped_robots:
             text += f", {self.skipped_robots} not watched (robots.txt)"
+        if self.skipped_hosts:
+            text += f", skipped {self.skipped_hosts} URLs on other hosts"
         return text + "".join(f"\n  error: {e}" for e in self.errors)
 
 
@@ -54,14 +58,45 @@ def _key(site: Site) -> str:
     return hashlib.sha256(json.dumps([site.include, site.exclude, site.robots]).encode()).hexdigest()[:16]
 
 
+class Scope:
+    """Which listed URLs may become the site's posts: those on the hosts of its own feeds and
+    sitemaps (www. or not), and those an include pattern that spells out a host ("://") admits;
+    a third party's feed or sitemap cannot make us watch, or fetch, anyone else's pages. Child
+    sitemaps must be on the site's hosts."""
+
+    def __init__(self, site: Site):
+        self.site = site
+        self.hosts = {discover.site_host(discover.canonical(url)) for url in site.feeds + site.sitemaps}
+        self.named = [pattern for pattern in site.include if "://" in pattern]
+
+    def on_site(self, url: str) -> bool:
+        return discover.site_host(url) in self.hosts
+
+    def post(self, url: str) -> bool:
+        return self.on_site(url) or (bool(self.named) and discover.matches(url, self.named, []))
+
+
 class _Reader:
     """Reads one site's documents for one discovery, collecting post URLs, errors and what is
-    remembered per document for the next time (ETag, Last-Modified, a sitemap index's children)."""
+    remembered per document for the next time (ETag, Last-Modified, a sitemap index's children).
+    Parsing runs in a worker thread, so a 50,000-URL sitemap does not hold up the daemon's checks."""
 
-    def __init__(self, fetcher: Fetcher, site: Site, sources: dict, result: Discovery):
+    def __init__(self, fetcher: Fetcher, site: Site, sources: dict, result: Discovery, allow_private: bool = False):
         self.fetcher, self.site, self.sources, self.result = fetcher, site, sources, result
-        self.found: dict[str, datetime | None] = {}
+        self.allow_private = allow_private  # the site's address policy (monitor/addresses.py)
+        self.scope = Scope(site)
+        self.found: dict[str, datetime | None] = {}   # in scope and passing include/exclude
+        self.offsite: set[str] = set()
         self.left: set[str] = set()
+
+    def take(self, urls: list[tuple[str, datetime | None]]) -> None:
+        for url, when in urls:
+            if not discover.matches(url, self.site.include, self.site.exclude):
+                continue
+            if self.scope.post(url):
+                self.found.setdefault(url, when)
+            else:
+                self.offsite.add(url)
 
     async def document(self, url: str) -> bytes | None:
         """A feed or sitemap's bytes, or None when unchanged since last time (304). Raises
@@ -70,7 +105,8 @@ class _Reader:
         if known.get("key") != _key(self.site):
             known = {}
         fetched = await self.fetcher.fetch(url, etag=known.get("etag"), last_modified=known.get("last_modified"),
-                                           robots=self.site.robots, document=True)
+                                           robots=self.site.robots, document=True, origins=self.site.origins,
+                                           allow_private=self.allow_private)
         if fetched.error or not fetched.ok:
             raise discover.DiscoveryError(f"{url}: {fetched.error or f'HTTP {fetched.status}'}")
         entry = self.sources.setdefault(url, {})
@@ -84,14 +120,17 @@ class _Reader:
     async def feed(self, url: str) -> None:
         body = await self.document(url)
         if body is not None:
-            entries = discover.parse_feed(body, url)
-            for entry in entries:
-                self.found.setdefault(entry.url, entry.published or entry.updated)
+            entries = await asyncio.to_thread(self._feed, body, url)
             listed = [entry.url for entry in entries][:MAX_REMEMBERED]
             # Posts this feed listed last time and no longer does: with a new post beside them,
             # one of them may be that post at its old URL.
             self.left.update(set(self.sources[url].get("listed", [])) - set(listed))
             self.sources[url].update(urls=len(entries), listed=listed)
+
+    def _feed(self, body: bytes, url: str) -> list[discover.Entry]:
+        entries = discover.parse_feed(body, url)
+        self.take([(entry.url, entry.published or entry.updated) for entry in entries])
+        return entries
 
     async def sitemap(self, url: str, depth: int = 0) -> None:
         body = await self.document(url)
@@ -100,16 +139,25 @@ class _Reader:
             # newest child sitemap): those are asked again, conditionally.
             children = self.sources[url].get("children", [])
         else:
-            parsed = discover.parse_sitemap(body, url)
-            for post_url, lastmod in parsed.urls:
-                self.found.setdefault(post_url, lastmod)
+            parsed = await asyncio.to_thread(self._sitemap, body, url)
             self.sources[url]["urls"] = len(parsed.urls)
-            children = parsed.sitemaps[:MAX_CHILD_SITEMAPS]
+            children = [c for c in parsed.sitemaps if self.scope.on_site(c)]
+            self.offsite.update(c for c in parsed.sitemaps if not self.scope.on_site(c))
+            children = children[:MAX_CHILD_SITEMAPS]
             self.sources[url]["children"] = children
         if children and depth >= MAX_DEPTH:
             raise discover.DiscoveryError(f"sitemap {url}: sitemap indexes nested deeper than {MAX_DEPTH}")
-        for child in children:
+        for i, child in enumerate(children):
+            if len(self.found) > self.site.max_posts:  # what is read is held in memory: stop here
+                raise discover.DiscoveryError(
+                    f"sitemap {url}: {len(children) - i} child sitemaps not read: more than {self.site.max_posts:,} "
+                    f"posts listed already (max_posts of site {self.site.name})")
             await self.read(self.sitemap, child, depth + 1)  # one broken child costs its own posts only
+
+    def _sitemap(self, body: bytes, url: str) -> discover.Sitemap:
+        parsed = discover.parse_sitemap(body, url)
+        self.take(parsed.urls)
+        return parsed
 
     async def read(self, how, url: str, *args) -> None:
         try:
@@ -119,38 +167,72 @@ class _Reader:
             self.sources.setdefault(url, {})["error"] = str(exc)
 
 
+ROBOTS_YIELD_EVERY = 1000  # URLs checked against robots.txt between turns given to the event loop
+
+
+async def _allowed(fetcher: Fetcher, site: Site, urls: list[str], room: int, result: Discovery) -> list[str]:
+    """The first `room` of urls that robots.txt lets us fetch (all of them without `robots`);
+    those blocked are counted in result."""
+    if not site.robots:
+        return urls[:room]
+    allowed = []
+    for i, url in enumerate(urls):
+        if len(allowed) >= room:
+            break
+        if await fetcher.allowed(url, origins=site.origins):
+            allowed.append(url)
+        else:
+            result.skipped_robots += 1
+        if i % ROBOTS_YIELD_EVERY == ROBOTS_YIELD_EVERY - 1:
+            await asyncio.sleep(0)
+    return allowed
+
+
+def _unwatched(store: Store, site_id: int, listed: dict) -> tuple[list[str], list[int], int]:
+    """Of the listed URLs: those no target has (new posts), the ids of targets no longer watched
+    that have one (to adopt); and how many posts the site holds."""
+    known = store.known_urls()
+    fresh = [url for url in listed if url not in known]
+    adopt = sorted({known[url][0] for url in listed if url in known and not known[url][1]})
+    return fresh, adopt, store.post_counts().get(site_id, {}).get("posts", 0)
+
+
+def _names(settings: Settings, store: Store, site: Site, urls: list[str]) -> dict[str, str]:
+    names = discover.Names(store.target_names() | {t.name for t in settings.targets})
+    return {url: names.unique(discover.name_base(site.name, url)) for url in urls}
+
+
 async def discover_site(settings: Settings, store: Store, fetcher: Fetcher, site: Site,
                         at: datetime | None = None) -> Discovery:
-    """One discovery of one site: read every feed and sitemap, add the posts not yet watched."""
+    """One discovery of one site: read every feed and sitemap, add the posts not yet watched (up
+    to the site's max_posts). The work that grows with the number of URLs runs in a worker
+    thread, in time linear in that number."""
     at = at or utcnow()
     row = store.site_row(site.name)
     sources: dict = {url: dict(v) for url, v in (row.sources or {}).items()} if row else {}
     result = Discovery(site.name)
-    reader = _Reader(fetcher, site, sources, result)
+    reader = _Reader(fetcher, site, sources, result, settings.monitor.address_policy(site).allow_private)
     for url in site.feeds:
         await reader.read(reader.feed, url)
     for url in site.sitemaps:
         await reader.read(reader.sitemap, url)
-    listed = {url: when for url, when in reader.found.items() if discover.matches(url, site.include, site.exclude)}
-    result.found = len(listed)
-    known = store.known_urls()
-    fresh = [url for url in listed if url not in known]
-    adopt = sorted({known[url][0] for url in listed if url in known and not known[url][1]})
-    result.adopted = len(adopt)
-    if site.robots and fresh:
-        allowed = [url for url in fresh if await fetcher.allowed(url)]
-        result.skipped_robots = len(fresh) - len(allowed)
-        fresh = allowed
-    taken = store.target_names() | {t.name for t in settings.targets}
-    names = {}
-    for url in fresh:
-        names[url] = discover.name_for(site.name, url, taken)
-        taken.add(names[url])
-    error = "; ".join(result.errors) or None
+    listed = reader.found
+    result.found, result.skipped_hosts = len(listed), len(reader.offsite)
     row = row or store.site_row(site.name)
+    fresh, adopt, held = await asyncio.to_thread(_unwatched, store, row.id, listed)
+    room = max(site.max_posts - held, 0)
+    adopt = adopt[:room]
+    allowed = await _allowed(fetcher, site, fresh, room - len(adopt), result)
+    not_added = len(fresh) - len(allowed) - result.skipped_robots
+    if not_added:
+        result.errors.append(f"site {site.name} holds its limit of {site.max_posts:,} posts (max_posts): "
+                             f"{not_added:,} new URLs not added")
+    result.adopted = len(adopt)
+    names = await asyncio.to_thread(_names, settings, store, site, allowed)
+    error = "; ".join(result.errors) or None
     first = row.discoveries == 0  # nothing can have moved yet: check at once
-    result.new = store.record_discovery(
-        row.id, [(url, when) for url, when in listed.items()], names, sources, error, at,
+    result.new = await asyncio.to_thread(
+        store.record_discovery, row.id, list(listed.items()), names, sources, error, at,
         at + timedelta(seconds=site.discover_interval),
         new_due=at if first else at + timedelta(seconds=NEW_POST_DELAY), recheck=sorted(reader.left - set(listed)),
         adopt=adopt)
