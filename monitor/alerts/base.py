@@ -1,20 +1,30 @@
-"""The one small interface every channel implements, and its registry (chosen by `type`)."""
+"""The one small interface every channel implements, and its registry (chosen by `type`); what
+every channel shares: the error a failed send raises, and keeping secrets out of errors and logs."""
 from __future__ import annotations
 
-import email.utils
+import logging
 from typing import Protocol
 
 import httpx
 
+from ..fetch import retry_after
 from .message import Message
+
+# The loggers that may name a request's URL (httpx logs "HTTP Request: POST <url>" at -vv).
+REQUEST_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy",
+                   "httpcore.socks", "monitor.alerts")
+# Apprise logs the services' own URLs, tokens in them, at INFO and DEBUG: only its warnings are kept.
+APPRISE_LOGGER = "apprise"
 
 
 class DeliveryError(Exception):
-    """A failed send. `retry_after`: the receiver said when to come back (seconds)."""
+    """A failed send. `retry_after`: the receiver said when to come back (seconds). `pause`: the
+    whole channel waits before its next send (the receiver throttled us or did not answer)."""
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, pause: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
+        self.pause = pause
 
 
 class Sender(Protocol):
@@ -40,30 +50,70 @@ def redact(text: str, secrets: list[str]) -> str:
     return text
 
 
-def retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    from ..models import utcnow
+class _Redactor(logging.Filter):
+    """Takes the alert channels' secrets out of a log record, message and traceback, before any
+    handler sees it."""
 
-    return max(0.0, (when - utcnow()).total_seconds())
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: left for logging to report
+            return True
+        clean = redact(message, self.secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self.secrets)
+        return True
+
+
+_redactor = _Redactor()
+
+
+def keep_out_of_logs(secrets: list[str]) -> None:
+    """From now on no log line names one of `secrets`, at any verbosity (those of an earlier
+    configuration too: a request made under it may still be logged)."""
+    _redactor.secrets = sorted(set(_redactor.secrets) | set(filter(None, secrets)))
+    for name in REQUEST_LOGGERS:
+        logging.getLogger(name).addFilter(_redactor)  # once: a logger keeps one copy of a filter
+    apprise = logging.getLogger(APPRISE_LOGGER)
+    apprise.addFilter(_redactor)
+    apprise.setLevel(max(apprise.level, logging.WARNING))
 
 
 async def post_json(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], what: str) -> None:
-    """POST to a receiver; any failure becomes a DeliveryError that does not contain the URL."""
+    """POST to a receiver; any failure becomes a DeliveryError that does not contain the URL. A
+    429, an answer with Retry-After, or no answer at all pauses the channel. Of the answer's body
+    only the start is read (for the error message), however much the receiver sends."""
     try:
-        response = await client.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+        async with client.stream("POST", url, content=body,
+                                 headers={"Content-Type": "application/json", "Accept-Encoding": "identity",
+                                          **headers}) as response:
+            status = response.status_code
+            detail = await _start_of(response)  # a short answer read to its end keeps the connection
     except httpx.TimeoutException:
-        raise DeliveryError(f"{what}: timed out") from None
+        raise DeliveryError(f"{what}: no answer (timed out)", pause=True) from None
     except httpx.HTTPError as exc:
         raise DeliveryError(f"{what}: {type(exc).__name__}") from None
-    if response.status_code == 429 or response.status_code >= 500:
-        raise DeliveryError(f"{what}: HTTP {response.status_code}", retry_after=retry_after(response))
-    if response.status_code >= 300:
-        raise DeliveryError(f"{what}: HTTP {response.status_code}: {response.text[:200]}")
+    if status == 429 or status >= 500:
+        wait = retry_after(response.headers.get("retry-after"))
+        raise DeliveryError(f"{what}: HTTP {status}", retry_after=wait, pause=status == 429 or wait is not None)
+    if status >= 300:
+        raise DeliveryError(f"{what}: HTTP {status}: {detail}")
+
+
+async def _start_of(response: httpx.Response, size: int = 200) -> str:
+    head = b""
+    async for chunk in response.aiter_raw():
+        head += chunk
+        if len(head) >= size:
+            break
+    return head[:size].decode("utf-8", "replace")

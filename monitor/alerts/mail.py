@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import smtplib
 import socket
 import ssl
+import threading
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -35,18 +37,26 @@ class EmailSender:
         return mail
 
     async def send(self, message: Message) -> None:
-        await asyncio.to_thread(self._send, self.compose(message))
+        c = self.channel
+        if c.security == "tls":
+            smtp = smtplib.SMTP_SSL(timeout=c.timeout, context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(timeout=c.timeout)
+        smtp._host = c.smtp_host  # what SMTP(host) sets for TLS; connecting waits for the thread
+        try:
+            await in_thread(self._send, smtp, self.compose(message))
+        except asyncio.CancelledError:  # abandoned (the delivery pass is over): hang up on the server
+            if smtp.sock is not None:
+                with contextlib.suppress(OSError):
+                    smtp.sock.shutdown(socket.SHUT_RDWR)
+            raise
 
-    def _send(self, mail: EmailMessage) -> None:
+    def _send(self, smtp: smtplib.SMTP, mail: EmailMessage) -> None:
         c = self.channel
         where = f"SMTP {c.smtp_host}:{c.smtp_port}"
         try:
-            if c.security == "tls":
-                smtp = smtplib.SMTP_SSL(c.smtp_host, c.smtp_port, timeout=c.timeout,
-                                        context=ssl.create_default_context())
-            else:
-                smtp = smtplib.SMTP(c.smtp_host, c.smtp_port, timeout=c.timeout)
             with smtp:
+                smtp.connect(c.smtp_host, c.smtp_port)
                 if c.security == "starttls":
                     smtp.starttls(context=ssl.create_default_context())
                 if c.username:
@@ -57,4 +67,31 @@ class EmailSender:
         except smtplib.SMTPException as exc:
             raise DeliveryError(f"{where}: {type(exc).__name__}: {exc}") from None
         except (ConnectionError, socket.timeout, socket.gaierror, ssl.SSLError, OSError) as exc:
-            raise DeliveryError(f"{where}: {type(exc).__name__}: {exc.strerror or exc}") from None
+            raise DeliveryError(f"{where}: {type(exc).__name__}: {exc.strerror or exc}",
+                                pause=isinstance(exc, socket.timeout)) from None
+
+
+async def in_thread(func, *args):
+    """`func(*args)` in a daemon thread: unlike asyncio.to_thread's pool, one that hangs (an SMTP
+    server that never answers) keeps neither a cancelled caller nor the exiting process waiting."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(result, error) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        try:
+            outcome = (func(*args), None)
+        except BaseException as exc:  # handed to the caller
+            outcome = (None, exc)
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting any more
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, daemon=True, name="monitor-smtp").start()
+    return await future
