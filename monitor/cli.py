@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -47,9 +48,26 @@ def _config_error(settings, exc) -> None:
 
 
 def _store(settings):
+    """The store, or exit 2 naming the database and why it cannot be opened."""
     from .app import open_store
+    from .store import StoreError
 
-    return open_store(settings)
+    try:
+        return open_store(settings)
+    except StoreError as exc:
+        _fail(str(exc), EXIT_CONFIG)
+
+
+@contextlib.contextmanager
+def _saving(store, problems: list[str]):
+    """Note a failing database or disk (full, read-only, gone) in `problems` instead of raising:
+    the command reports what it did, then the problem, and exits non-zero."""
+    from .storage import STORAGE_ERRORS, storage_error
+
+    try:
+        yield
+    except STORAGE_ERRORS as exc:
+        problems.append(storage_error(store.url, exc, store.snapshots.root))
 
 
 def _emit_json(data) -> None:
@@ -80,45 +98,61 @@ def main(verbose: int) -> None:
 def check(settings, names, discover, due) -> None:
     """Run the due site discoveries, then check every target and post once (or just NAMES), then
     exit. Exit 0 when the pass completed, even if some targets failed (their errors are recorded
-    and printed); 2 for a bad config."""
+    and printed); 1 when the database or disk did not take every result; 2 for a bad config or a
+    database that cannot be opened."""
     from .app import discover_due, due_names, run_pass
+    from .check import SKIPPED
 
     store = _store(settings)
+    results, problems = [], []
     try:
-        if not names:
-            for found in asyncio.run(discover_due(settings, store, every=discover)):
-                click.echo(found.line())
-        if due and not names:
-            names = due_names(settings, store)
+        with _saving(store, problems):
             if not names:
-                click.echo("nothing is due")
-        results = run_pass(settings, store, list(names) or None) if names or not due else []
-        store.checkpoint()
+                for found in asyncio.run(discover_due(settings, store, every=discover)):
+                    click.echo(found.line())
+            if due and not names:
+                names = due_names(settings, store)
+                if not names:
+                    click.echo("nothing is due")
+            results = run_pass(settings, store, list(names) or None) if names or not due else []
+            store.checkpoint()
     except config_module.ConfigError as exc:
         _config_error(settings, exc)
     finally:
-        store.close()
+        with _saving(store, problems):
+            store.close()
     counts: dict[str, int] = {}
     for result in results:
         counts[result.outcome] = counts.get(result.outcome, 0) + 1
-        if result.outcome != "unchanged":
+        if result.outcome not in ("unchanged", SKIPPED):
             click.echo(result.line())
+    skipped = counts.pop(SKIPPED, 0)
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    click.echo(f"checked {len(results)} targets: {summary or 'nothing to do'}")
+    click.echo(f"checked {len(results) - skipped} targets: {summary or ('stopped' if problems else 'nothing to do')}")
+    if skipped:
+        click.echo(f"skipped {skipped} target{'s' * (skipped != 1)} being checked by another process")
     if settings.config.alerts:
-        _deliver(settings, wait=settings.monitor.alert_wait)
+        problems += _deliver(settings, wait=settings.monitor.alert_wait)
+    problems += [r.unsaved for r in results if r.unsaved]
+    if problems:
+        _fail("not everything this pass found could be saved: " + "; ".join(dict.fromkeys(problems)))
 
 
-def _deliver(settings, wait: float, everything: bool = False) -> None:
+def _deliver(settings, wait: float, everything: bool = False) -> list[str]:
+    """Send what the outbox holds; returns the storage problems met (none, normally)."""
     from .app import deliver_alerts
 
     store = _store(settings)
+    done, problems = None, []
     try:
-        done = asyncio.run(deliver_alerts(settings, store, wait=wait, everything=everything))
+        with _saving(store, problems):
+            done = asyncio.run(deliver_alerts(settings, store, wait=wait, everything=everything))
     finally:
-        store.close()
+        with _saving(store, problems):
+            store.close()
     if done:
         click.echo("alerts: " + ", ".join(f"{n} {k}" for k, n in sorted(done.items())))
+    return problems
 
 
 def _web_options(func):
@@ -182,7 +216,9 @@ def serve(settings, host, port) -> None:
 def alerts(settings, failed, as_json, flush) -> None:
     """The alert outbox: each alert's channel, state, attempts and last error, newest first."""
     if flush:
-        _deliver(settings, wait=0.0, everything=True)
+        problems = _deliver(settings, wait=0.0, everything=True)
+        if problems:
+            _fail("; ".join(problems))
     from .report import alert_list
 
     store = _store(settings)
@@ -195,6 +231,7 @@ def alerts(settings, failed, as_json, flush) -> None:
     for r in rows:
         line = (f"#{r['id']:<5} {r['state']:<8} {r['channel']:<12} {r['target']:<24} {r['kind']:<9} "
                 f"tries {r['attempts']}  {r['created_at']}")
+        line += f"  redelivered {r['redelivered']}" if r["redelivered"] else ""
         click.echo(line + ("  PRIORITY" if r["priority"] else ""))
         if r["last_error"] and r["state"] != "sent":
             click.echo(f"       └ {r['last_error']}" + (f" (next try {r['next_attempt_at']})" if r["state"] == "pending" else ""))
@@ -273,19 +310,14 @@ def explain(settings, name, url, forget, as_json) -> None:
 @main.command()
 @with_config
 def health(settings) -> None:
-    """Exit 0 when the daemon for this config is alive (its heartbeat is recent), 1 otherwise."""
-    import time
+    """Exit 0 when the daemon for this config is alive (its heartbeat is recent) and can save
+    its captures (the snapshots folder takes a write), 1 otherwise."""
+    from .scheduler import health as daemon_health
 
-    from .scheduler import HEALTHY_WITHIN, heartbeat_path
-
-    path = heartbeat_path(settings)
-    try:
-        age = time.time() - path.stat().st_mtime
-    except FileNotFoundError:
-        _fail(f"no daemon heartbeat at {path}: is `monitor run` running with this config?")
-    if age > HEALTHY_WITHIN:
-        _fail(f"daemon heartbeat is {age:.0f}s old (limit {HEALTHY_WITHIN:.0f}s): the daemon is stuck or stopped")
-    click.echo(f"ok: daemon heartbeat {age:.0f}s ago")
+    ok, message = daemon_health(settings)
+    if not ok:
+        _fail(message)
+    click.echo(message)
 
 
 @main.command()
@@ -404,6 +436,17 @@ def history(settings, name, as_json, checks) -> None:
                    f"{v['words']} words  {v['text_sha256'][:12]}")
 
 
+@contextlib.contextmanager
+def _capture_of(what: str):
+    """Exit 1 naming the version when its stored capture is missing or damaged."""
+    from .snapshots import SnapshotError
+
+    try:
+        yield
+    except SnapshotError as exc:
+        _fail(f"{what}: {exc}")
+
+
 def _version(store, target, ref: str | None, default):
     if ref is None:
         return default
@@ -441,7 +484,8 @@ def diff(settings, name, from_version, to_version, as_json, full, color) -> None
     else:
         old = _version(store, target, from_version, None)
         new = _version(store, target, to_version, versions[0])
-    result = diff_versions(store, old, new)
+    with _capture_of(f"{name} v{old.seq} → v{new.seq}"):
+        result = diff_versions(store, old, new)
     store.close()
     if as_json:
         return _emit_json(diff_dict(name, old, new, result))
@@ -471,13 +515,13 @@ def show(settings, name, version, raw, as_json) -> None:
     if not versions:
         _fail(f"{name} has no versions yet")
     chosen = _version(store, target, version, versions[0])
+    with _capture_of(f"{name} v{chosen.seq}"):
+        body = store.snapshots.get(chosen.raw_sha) if raw else store.snapshots.get_text(chosen.text_sha)
+    store.close()
     if raw:
-        body = store.snapshots.get(chosen.raw_sha)
-        store.close()
         sys.stdout.buffer.write(body)
         return
-    doc = parse_text(store.snapshots.get_text(chosen.text_sha))
-    store.close()
+    doc = parse_text(body)
     if as_json:
         return _emit_json(show_dict(name, chosen, doc))
     click.echo(f"{doc.title}\n")

@@ -5,12 +5,14 @@ target (when there is one) and the key, before any check runs.
 """
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import re
 import tomllib
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -22,14 +24,16 @@ DEFAULT_USER_AGENT = (
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+HOUR = 3600.0
+YEAR = 366 * 86400.0
 
 
 class ConfigError(Exception):
     """A problem with targets.toml, worded for the person who wrote it."""
 
 
-def parse_duration(value: Any, allow_zero: bool = False) -> float:
-    """'90s', '15m', '6h', '1d', '1h30m' or a number of seconds -> seconds."""
+def parse_duration(value: Any, allow_zero: bool = False, at_most: float = YEAR) -> float:
+    """'90s', '15m', '6h', '1d', '1h30m' or a number of seconds -> seconds (at most `at_most`)."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like '15m', got {value!r}")
     if isinstance(value, (int, float)):
@@ -46,20 +50,54 @@ def parse_duration(value: Any, allow_zero: bool = False) -> float:
             raise ValueError(f"bad duration {value!r}: use a number with a unit, like '90s', '15m', '6h' or '1d'")
     else:
         raise ValueError(f"expected a duration like '15m', got {value!r}")
+    if math.isnan(seconds):
+        raise ValueError(f"expected a duration like '15m', got {value!r}")
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError(f"duration {value!r} must be more than zero")
+    if seconds > at_most:
+        raise ValueError(f"duration {value!r} is too long: at most {_plain_duration(at_most)}")
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-DurationOrZero = Annotated[float, BeforeValidator(lambda v: parse_duration(v, allow_zero=True))]
+def _plain_duration(seconds: float) -> str:
+    return f"{seconds / 86400:g} days" if seconds >= 86400 else f"{seconds / 3600:g} hour(s)"
+
+
+def duration(at_most: float = YEAR, allow_zero: bool = False):
+    """A duration key's type: parsed by parse_duration, bounded so no timer or date overflows."""
+    return Annotated[float, BeforeValidator(lambda v: parse_duration(v, allow_zero, at_most))]
+
+
+Duration = duration()  # a pace: intervals, ages (at most a year)
+ShortDuration = duration(HOUR)  # a wait inside one check or delivery
+ShortDurationOrZero = duration(HOUR, allow_zero=True)
 
 
 def _check_url(url: str) -> str:
-    parts = urlsplit(url)
+    import httpx
+
+    try:
+        parts = urlsplit(url)
+        httpx.URL(url)  # what the fetcher will parse
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise ValueError(f"bad URL {url!r}: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"bad URL {url!r}: it must start with http:// or https:// and name a host")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError(f"bad URL {url!r}: the port must be a number from 1 to 65535")
     return url
+
+
+def _check_network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError(f"bad network {value!r}: use an address or a CIDR network, like '10.1.0.0/16' "
+                         "or 'fd00::/8'") from None
 
 
 def _check_selector(selector: str) -> str:
@@ -81,28 +119,54 @@ class MonitorSettings(Strict):
     snapshots: str = "snapshots"
     interval: Duration = 900.0
     user_agent: str = DEFAULT_USER_AGENT
-    timeout: Duration = 30.0
-    max_bytes: int = Field(10_000_000, gt=0, description="body-size cap, enforced while streaming")
-    max_redirects: int = Field(10, ge=0)
+    timeout: ShortDuration = 30.0
+    max_bytes: int = Field(10_000_000, gt=0, le=1_000_000_000, description="body-size cap, enforced while streaming")
+    max_redirects: int = Field(10, ge=0, le=100)
     retries: int = Field(2, ge=0, le=10, description="retries on connect errors and 5xx")
-    retry_backoff: Duration = 1.0
-    concurrency: int = Field(16, ge=1, description="checks in flight at once")
+    retry_backoff: ShortDuration = 1.0
+    concurrency: int = Field(16, ge=1, le=1000, description="checks in flight at once")
     workers: int = Field(0, ge=0, le=64, description="processes sharing a `monitor check` pass; 0 = one per CPU "
                                                      "(at most 4) once there are 100 targets per process")
-    per_host: int = Field(2, ge=1, description="requests in flight to one host")
-    host_delay: DurationOrZero = Field(0.0, description="least time between two requests to one host (a "
+    per_host: int = Field(2, ge=1, le=100, description="requests in flight to one host")
+    host_delay: ShortDurationOrZero = Field(0.0, description="least time between two requests to one host (a "
                                                         "robots.txt Crawl-delay raises it for that host)")
-    gone_after: int = Field(3, ge=1, description="consecutive 404/410 answers that raise 'gone'")
+    gone_after: int = Field(3, ge=1, le=1000, description="consecutive 404/410 answers that raise 'gone'")
     jitter: float = Field(0.1, ge=0, le=0.5, description="fraction of the interval to spread checks by")
     alerts: list[str] = []
     base_url: str | None = None
-    alert_retry: Duration = Field(30.0, description="first retry delay of a failed alert; doubles each time")
+    alert_retry: ShortDuration = Field(30.0, description="first retry delay of a failed alert; doubles each time")
     alert_max_age: Duration = Field(86400.0, description="give up on an alert this old")
     calibrate: bool = Field(True, description="fetch a new target twice to learn its volatile blocks")
-    calibrate_delay: DurationOrZero = 2.0
-    alert_wait: DurationOrZero = Field(15.0, description="how long `monitor check` waits for due retries")
+    calibrate_delay: ShortDurationOrZero = 2.0
+    alert_wait: ShortDurationOrZero = Field(15.0, description="how long `monitor check` waits for due retries")
     web_password: str | None = Field(None, min_length=8, description="the web UI's login (and HTTP Basic) password")
     web_token: str | None = Field(None, min_length=16, description="the web API's bearer token, for tools")
+    allow_private: bool = Field(False, description="redirects and feed-listed URLs may reach private, loopback "
+                                                   "and link-local addresses")
+    allow_networks: list[str] = Field([], description="CIDR networks that redirects and feed-listed URLs may "
+                                                      "reach, whatever their address class")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        return [_check_network(n) for n in value]
+
+    def address_policy(self, watch: "Watch | None" = None) -> "AddressPolicy":
+        """The one answer to "which addresses may a fetch for this target or post reach beyond its
+        own configured URL": the target's (or its site's) allow_private, else [monitor]'s, and
+        [monitor]'s allow_networks."""
+        allow = self.allow_private if watch is None or watch.allow_private is None else watch.allow_private
+        return AddressPolicy(allow, tuple(ipaddress.ip_network(n, strict=False) for n in self.allow_networks))
+
+
+class AddressPolicy(NamedTuple):
+    allow_private: bool
+    allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
 EVENT_KINDS = ("first", "new_post", "added", "removed", "edited", "restored", "formatting", "gone", "error",
@@ -119,7 +183,7 @@ class Channel(Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     kinds: tuple[Kind, ...] = DEFAULT_KINDS
-    min_words: int = Field(0, ge=0, description="skip changes smaller than this many words")
+    min_words: int = Field(0, ge=0, le=1_000_000, description="skip changes smaller than this many words")
 
     def secrets(self) -> list[str]:
         """Values that must never appear in a log line or an error message."""
@@ -136,7 +200,14 @@ class SlackChannel(Channel):
         return _check_url(value)
 
     def secrets(self) -> list[str]:
-        return [self.webhook_url, urlsplit(self.webhook_url).path]
+        return _url_secrets(self.webhook_url)
+
+
+def _url_secrets(url: str) -> list[str]:
+    """A receiver's URL is a credential: its path, query or password holds the token (what is left
+    in a log line is scheme://host)."""
+    parts = urlsplit(url)
+    return [part for part in (parts.path, parts.query, parts.password) if part]
 
 
 class EmailChannel(Channel):
@@ -148,7 +219,7 @@ class EmailChannel(Channel):
     password: str | None = None
     sender: str = Field(alias="from")
     to: list[str] = Field(min_length=1)
-    timeout: Duration = 30.0
+    timeout: ShortDuration = 30.0
 
     def secrets(self) -> list[str]:
         return [self.password] if self.password else []
@@ -165,7 +236,7 @@ class WebhookChannel(Channel):
         return _check_url(value)
 
     def secrets(self) -> list[str]:
-        return [self.secret] if self.secret else []
+        return _url_secrets(self.url) + ([self.secret] if self.secret else [])
 
 
 class AppriseChannel(Channel):
@@ -192,6 +263,7 @@ class Watch(Strict):
     keywords: list[str] = []
     calibrate: bool | None = None
     learn: bool = True
+    allow_private: bool | None = Field(None, description="override [monitor] allow_private for this page or site")
 
     @field_validator("selector")
     @classmethod
@@ -226,6 +298,12 @@ class Target(Watch):
     def _url(cls, value: str) -> str:
         return _check_url(value)
 
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """The configured URLs whose address class this page's fetches may reach (see
+        monitor/addresses.py): a page listed by hand is trusted as written."""
+        return (self.url,)
+
 
 class Site(Watch):
     """A whole blog: its posts are discovered from feeds and sitemaps and each becomes a target.
@@ -242,11 +320,20 @@ class Site(Watch):
     min_interval: Duration = Field(300.0, description="the pace of a new or just-edited post")
     max_interval: Duration = Field(86400.0, description="the pace of an old, long-unchanged post")
     robots: bool = Field(True, description="obey robots.txt (turn off only for your own sites)")
+    # More posts than the biggest corporate blogs have (tens of thousands), yet few enough that each
+    # is still checked at least daily (about one check a second); past it a listing is hostile or
+    # mistaken. Raise it for a bigger site.
+    max_posts: int = Field(100_000, ge=1, description="posts this site may hold; past it new URLs are not added")
 
     @field_validator("feeds", "sitemaps")
     @classmethod
     def _urls(cls, value: list[str]) -> list[str]:
         return [_check_url(url) for url in value]
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """The site's configured feeds and sitemaps: what its discovered URLs descend from."""
+        return tuple(self.feeds) + tuple(self.sitemaps)
 
     @model_validator(mode="after")
     def _sources(self) -> "Site":
@@ -266,13 +353,19 @@ class Post(Target):
     min_interval: float
     max_interval: float
     published: datetime | None = None
+    sources: tuple[str, ...] = ()  # the site's feeds and sitemaps
 
     @classmethod
     def of(cls, site: Site, name: str, url: str, published: datetime | None = None) -> "Post":
         watch = {key: getattr(site, key) for key in Watch.model_fields}
         return cls.model_construct(name=name, url=url, interval=None, robots=site.robots, site=site.name,
                                    min_interval=site.min_interval, max_interval=site.max_interval,
-                                   published=published, **watch)
+                                   published=published, sources=site.origins, **watch)
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """A post's URL came from a feed or sitemap: only those configured URLs are trusted."""
+        return self.sources
 
 
 class Config(Strict):
