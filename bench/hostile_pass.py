@@ -1,6 +1,6 @@
 """One `monitor check` over every hostile case of the test suite plus 8 healthy targets.
 
-Reports the pass's wall time and peak RSS (measured by the OS for the monitor process), how many
+Reports the pass's wall time and peak RSS (the monitor process's own VmHWM), how many
 hostile cases ended as the expected failed check, and whether every healthy target was checked
 without timing out. Targets: peak RSS <= 150 MB, no healthy target times out.
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import Page, PageServer  # noqa: E402
-from hostile_cases import ENCODINGS, RawServer, bomb, cases  # noqa: E402
+from hostile_cases import ENCODINGS, RawServer, bomb, cases, run_measured  # noqa: E402
 
 CONFIG = """
 [monitor]
@@ -49,10 +49,7 @@ def run(table: dict, folder: Path) -> dict:
     config.write_text(text)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "check", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=folder)
-    proc.stdout.read()
-    _, _, usage = os.wait4(proc.pid, 0)
+    _, peak_mb = run_measured(["check", "--config", str(config)], env, folder)
     wall = time.perf_counter() - started
     listing = json.loads(subprocess.run([sys.executable, "-m", "monitor", "targets", "--json", "--config", str(config)],
                                         capture_output=True, text=True, env=env, check=True).stdout)
@@ -63,7 +60,7 @@ def run(table: dict, folder: Path) -> dict:
                       (by_name[name]["status"] == "ok") == isinstance(table[case][1], tuple))
     healthy_ok = sum(1 for n in healthy if by_name[n]["status"] == "ok")
     return {"cases": len(table), "as_expected": expected_ok, "healthy_ok": healthy_ok, "wall_s": round(wall, 1),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+            "peak_rss_mb": round(peak_mb, 1)}
 
 
 def main() -> None:

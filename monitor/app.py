@@ -9,10 +9,12 @@ import logging
 import os
 from collections import Counter
 
-from .check import Checker, CheckResult
+from . import lease
+from .check import SKIPPED, Checker, CheckResult
 from .config import ConfigError, Post, Settings
 from .fetch import Fetcher
 from .snapshots import Snapshots
+from .storage import STORAGE_ERRORS, storage_error
 from .store import Store
 
 
@@ -27,13 +29,16 @@ def freeze_heap() -> None:
 def open_store(settings: Settings) -> Store:
     from .alerts.outbox import Router
 
-    return Store(settings.database_url, Snapshots(settings.snapshots_dir), router=Router(settings))
+    return Store(settings.database_url, Snapshots(settings.snapshots_dir), router=Router(settings),
+                 lease_s=lease.length(settings.monitor))
 
 
 async def check_pass(settings: Settings, store: Store, names: list[str] | None = None) -> list[CheckResult]:
     """Check every configured target and every discovered post (or the named ones) once. Posts
     already watched go first: a new URL found by discovery may turn out, when an old post is
-    checked, to be where that post moved (then it is folded into it rather than reported new)."""
+    checked, to be where that post moved (then it is folded into it rather than reported new).
+    Targets another process is checking are skipped (their results say so); the others are
+    claimed for the pass and released at its end."""
     from . import sites
 
     wanted = set(names or ())
@@ -42,6 +47,21 @@ async def check_pass(settings: Settings, store: Store, names: list[str] | None =
     if settings.sites:
         posts = sites.posts(settings, store.post_states(), store.site_names())
         jobs += [(post, state) for post, state in posts if not names or post.name in wanted]
+    held = store.claim_targets(state.id for _, state in jobs)
+    try:
+        async with store.holding_claims():
+            results = await _check_claimed(settings, store, [(t, held[st.id]) for t, st in jobs if st.id in held])
+    finally:
+        try:
+            store.release_targets(held)
+        except STORAGE_ERRORS as exc:  # a full disk: the claims lapse with their lease; the results stand
+            logging.getLogger("monitor.check").error("could not release this pass's claims: %s",
+                                                     storage_error(store.url, exc))
+    return results + [CheckResult(t.name, SKIPPED, summary="being checked by another process")
+                      for t, st in jobs if st.id not in held]
+
+
+async def _check_claimed(settings: Settings, store: Store, jobs: list) -> list[CheckResult]:
     freeze_heap()
     results: list[CheckResult] = []
     with store.batch():
@@ -165,7 +185,7 @@ async def deliver_alerts(settings: Settings, store: Store, wait: float = 0.0, ev
     retrying for up to `wait` seconds while retries fall due."""
     from .alerts.outbox import Outbox
 
-    async with Outbox(store, settings) as outbox:
+    async with Outbox(store, settings) as outbox, store.holding_claims():
         return await outbox.drain(wait, everything)
 
 
@@ -192,7 +212,9 @@ async def explain_page(settings: Settings, target, url: str | None, rules: list[
     from .extract import extract
 
     async with Fetcher(settings.monitor) as fetcher:
-        fetched = await fetcher.fetch(target.url if target else url, headers=target.headers if target else None)
+        fetched = await fetcher.fetch(target.url if target else url, headers=target.headers if target else None,
+                                      origins=target.origins if target else None,
+                                      allow_private=settings.monitor.address_policy(target).allow_private)
     if not fetched.ok or fetched.not_modified:
         raise ConfigError(f"could not fetch {fetched.url}: {fetched.error or f'HTTP {fetched.status}'}")
     page = extract(fetched.text, target.selector if target else None, target.ignore if target else (),

@@ -22,18 +22,21 @@ from .diff import diff_blocks
 from .extract import ExtractError, Extracted, extract, fold, parse_text, settings_key
 from .fetch import Fetcher, FetchResult, decode
 from .models import utcnow
-from .store import Capture, Due, Store, TargetState
+from .snapshots import SnapshotError
+from .storage import STORAGE_ERRORS, storage_error
+from .store import Capture, ClaimLost, Due, Store, TargetState
 
 log = logging.getLogger("monitor.check")
 
 MISSING_STATUSES = (404, 410)
 QUEUED_PER_HOST = 2  # checks of one host waiting at its gate beyond its per-host limit
+SKIPPED = "skipped"  # the outcome of a target another process is checking
 
 
 @dataclass
 class CheckResult:
     name: str
-    outcome: str  # first | changed | unchanged | error | missing | deferred | merged
+    outcome: str  # first | changed | unchanged | error | missing | deferred | merged | skipped
     duration_ms: int = 0
     http_status: int | None = None
     kind: str | None = None
@@ -41,11 +44,12 @@ class CheckResult:
     error: str | None = None
     version: int | None = None
     events: list[str] = field(default_factory=list)
+    unsaved: str | None = None  # why the database or disk did not take (all of) this check's result
 
     def line(self) -> str:
         if self.outcome in ("error", "missing"):
             return f"{self.name}: ERROR {self.error}"
-        if self.outcome in ("deferred", "merged"):
+        if self.outcome in ("deferred", "merged", SKIPPED):
             return f"{self.name}: {self.outcome} ({self.summary})"
         if self.outcome == "unchanged":
             return f"{self.name}: unchanged"
@@ -103,11 +107,27 @@ class Checker:
 
         per_host = self.settings.monitor.per_host + QUEUED_PER_HOST
         await asyncio.gather(*(worker(q) for q in queues.values() for _ in range(min(per_host, len(q)))))
+        self._save_batched(results)
         new = [t for t, r in zip(targets, results) if r.outcome == "first" and self.calibrates(t)]
         if new:
             await asyncio.sleep(max(0.0, self.settings.monitor.calibrate_delay - (time.monotonic() - started)))
             await self._calibrate_all(new, states)
         return results
+
+    def _storage_error(self, exc: BaseException) -> str:
+        return storage_error(self.store.url, exc, self.store.snapshots.root)
+
+    def _save_batched(self, results: list[CheckResult]) -> None:
+        """Write the unchanged checks the store holds back for one batch (see Store.batch). When
+        the database refuses them, each unchanged result says it may not have been saved."""
+        try:
+            self.store.flush()
+        except STORAGE_ERRORS as exc:
+            problem = self._storage_error(exc)
+            log.error("could not save the unchanged checks of this pass: %s", problem)
+            for result in results:
+                if result.outcome == "unchanged":
+                    result.unsaved = problem
 
     async def _calibrate_all(self, targets: list[Target], states: dict[str, TargetState]) -> None:
         room = asyncio.Semaphore(self.settings.monitor.concurrency * 2)
@@ -122,6 +142,7 @@ class Checker:
         """Never raises for a bad page or a failing store: the problem becomes the check's error."""
         at = utcnow()
         started = time.perf_counter()
+        fetched = None
         try:
             fetched = await self.fetcher.fetch(
                 target.url,
@@ -129,17 +150,29 @@ class Checker:
                 last_modified=state.last_modified if state.last_version_id else None,
                 headers=target.headers,
                 robots=target.robots,
+                origins=target.origins,
+                allow_private=self.settings.monitor.address_policy(target).allow_private,
             )
             return await self._handle(target, state, fetched, at, started)
-        except Exception as exc:  # a bug or a store failure must cost one check, not the daemon
-            log.exception("check of %s failed", target.name)
-            error = f"internal error: {type(exc).__name__}: {exc}"
-            try:
-                self.store.record_failure(state, at, _ms(started), None, error, False,
-                                          self.settings.monitor.gone_after, self.next_due(target, state, at, "error"))
-            except Exception:
-                log.exception("could not record the failed check of %s", target.name)
-            return CheckResult(target.name, "error", _ms(started), error=error)
+        except ClaimLost as exc:  # another process took the target over: its check counts, not this one
+            log.warning("%s", exc)
+            return CheckResult(target.name, SKIPPED, _ms(started), summary="being checked by another process")
+        except Exception as exc:
+            if fetched is not None and isinstance(exc, STORAGE_ERRORS):  # a full or read-only disk, a database gone
+                unsaved = self._storage_error(exc)
+                log.error("%s: could not save this check: %s", target.name, unsaved)
+                error = f"could not save this check: {unsaved}"
+            else:  # a bug must cost one check, not the daemon
+                log.exception("check of %s failed", target.name)
+                unsaved, error = None, f"internal error: {type(exc).__name__}: {exc}"
+        try:
+            self.store.record_failure(state, at, _ms(started), None, error, False,
+                                      self.settings.monitor.gone_after, self.next_due(target, state, at, "error"))
+        except STORAGE_ERRORS as exc:
+            log.error("%s: could not record the failed check either: %s", target.name, self._storage_error(exc))
+        except Exception:
+            log.exception("could not record the failed check of %s", target.name)
+        return CheckResult(target.name, "error", _ms(started), error=error, unsaved=unsaved)
 
     def _extract(self, target: Target, html: str, url: str | None, rules: list[dict]) -> Extracted:
         return extract(html, target.selector, target.ignore, target.ignore_text, url=url, rules=rules)
@@ -219,7 +252,8 @@ class Checker:
         if state.last_version_id is None:
             return 0
         first = self.store.version(state.last_version_id)
-        fetched = await self.fetcher.fetch(target.url, headers=target.headers)
+        fetched = await self.fetcher.fetch(target.url, headers=target.headers, origins=target.origins,
+                                           allow_private=self.settings.monitor.address_policy(target).allow_private)
         if not fetched.ok or fetched.not_modified or hashlib.sha256(fetched.body).hexdigest() == first.raw_sha:
             return 0
         try:
@@ -231,7 +265,11 @@ class Checker:
             return 0
         if rules:
             log.info("%s: learned %d volatile blocks from a second fetch", target.name, len(rules))
-            self.store.set_rules(state, list(state.rules or []) + rules, dict(state.path_strikes or {}))
+            try:
+                self.store.set_rules(state, list(state.rules or []) + rules, dict(state.path_strikes or {}))
+            except STORAGE_ERRORS as exc:
+                log.error("%s: could not save the learned blocks: %s", target.name, self._storage_error(exc))
+                return 0
         return len(rules)
 
     def _unchanged(self, target, state, fetched, at, started, raw_sha) -> CheckResult:
@@ -251,19 +289,23 @@ class Checker:
         if previous is not None:
             if previous.text_sha == text_sha:
                 return self._unchanged(target, state, fetched, at, started, raw_sha=raw_sha)
-            if previous.extract_key != key:
-                # Extraction settings, learned rules or the extractor changed since: read the
-                # previous capture again the current way, so only the page's own edits count.
-                old_html = decode(self.store.snapshots.get(previous.raw_sha),
-                                  (previous.headers or {}).get("content-type"))[0]
-                old = self._extract(target, old_html, previous.final_url, self._rules(target, state))
+            try:
+                old = self._previous_text(target, state, previous, key)
+            except (SnapshotError, OSError) as exc:
+                # Its capture is missing or damaged: nothing to compare with. Recording goes on,
+                # from this capture as the new baseline, and says so.
+                log.warning("%s: previous capture v%d unreadable (%s); re-captured", target.name, previous.seq, exc)
+                change = _recaptured(f"previous capture v{previous.seq} missing or damaged ({exc}); re-captured "
+                                     "as the new baseline (an edit made in between cannot be shown)")
+            except ExtractError as exc:
+                change = _recaptured(f"extraction settings changed and the previous capture v{previous.seq} "
+                                     f"does not fit them ({exc}); re-captured as the new baseline", alert=False)
             else:
-                old = parse_text(self.store.snapshots.get_text(previous.text_sha))
-            if target.learn and old.lines != extracted.lines:
-                learned, strikes = volatile.learn(old.blocks, extracted, state.path_strikes or {})
-                if learned or strikes != (state.path_strikes or {}):
-                    self.store.set_rules(state, list(state.rules or []) + learned, strikes)
-            change = self._classify(state, previous, old, extracted, text_sha)
+                if target.learn and old.lines != extracted.lines:
+                    learned, strikes = volatile.learn(old.blocks, extracted, state.path_strikes or {})
+                    if learned or strikes != (state.path_strikes or {}):
+                        self.store.set_rules(state, list(state.rules or []) + learned, strikes)
+                change = self._classify(state, previous, old, extracted, text_sha)
         elif isinstance(target, Post) and not state.baseline:
             # A post that appeared after the site's first discovery: its first version is the news.
             change = dict(change, event="new_post",
@@ -272,12 +314,26 @@ class Checker:
                           words=extracted.word_count, blocks=len(extracted.blocks), extract_key=key,
                           http_status=fetched.status, final_url=fetched.final_url, headers=fetched.headers,
                           etag=_header(fetched, "etag"), last_modified=_header(fetched, "last-modified"))
-        seq = self.store.record_version(state, capture, at, _ms(started), change,
-                                        self.next_due(target, state, at, "changed"),
-                                        previous_raw_sha=previous.raw_sha if previous else None)
+        due = self.next_due(target, state, at, "changed")
+        try:
+            seq = self.store.record_version(state, capture, at, _ms(started), change, due,
+                                            previous_raw_sha=previous.raw_sha if previous else None)
+        except SnapshotError as exc:  # the previous capture, the new one's delta base, is damaged
+            log.warning("%s: previous capture v%d damaged (%s); this one is stored whole", target.name,
+                        previous.seq, exc)
+            seq = self.store.record_version(state, capture, at, _ms(started), change, due)
         return CheckResult(target.name, "first" if change["kind"] == "first" else "changed", _ms(started),
                            fetched.status, kind=change["kind"], summary=change["summary"], version=seq,
                            events=[change.get("event", change["kind"])] if change["alert"] else [])
+
+    def _previous_text(self, target: Target, state: TargetState, previous, key: str) -> Extracted:
+        """The text of the previous version, as the current settings read it."""
+        if previous.extract_key == key:
+            return parse_text(self.store.snapshots.get_text(previous.text_sha))
+        # Extraction settings, learned rules or the extractor changed since: read the previous
+        # capture again the current way, so only the page's own edits count.
+        old_html = decode(self.store.snapshots.get(previous.raw_sha), (previous.headers or {}).get("content-type"))[0]
+        return self._extract(target, old_html, previous.final_url, self._rules(target, state))
 
     def _classify(self, state: TargetState, previous, old: Extracted, new: Extracted, text_sha: str) -> dict | None:
         if old.lines == new.lines:
@@ -296,6 +352,13 @@ class Checker:
         return {"kind": verdict.kind, "summary": verdict.summary, "score": verdict.score, "stats": stats,
                 "passages": verdict.passages, "restored_version_id": earlier.id if earlier else None,
                 "same_as_id": earlier.id if earlier else None, "alert": True}
+
+
+def _recaptured(summary: str, alert: bool = True) -> dict:
+    """A version recorded as a new baseline because the previous one cannot be compared with;
+    with `alert`, an 'error' event says why (a lost or damaged capture is lost evidence)."""
+    return {"kind": "rebaselined", "summary": summary, "score": 0.0, "stats": {}, "passages": [], "alert": alert,
+            "event": "error"}
 
 
 def _header(fetched: FetchResult, name: str) -> str | None:

@@ -142,7 +142,8 @@ class Fetcher:
         self._robots = RobotsCache()
         self._networks = tuple(ipaddress.ip_network(str(n), strict=False)
                                for n in getattr(settings, "allow_networks", ()) or ())
-        self._origins: dict[str, tuple[float, frozenset[str]]] = {}
+        self._origins: dict[str, tuple[float, frozenset[str]]] = {}  # host -> its address classes
+        self._policies: dict[tuple[str, ...], tuple[float, Policy]] = {}  # origins -> their policy
 
     async def __aenter__(self) -> "Fetcher":
         return self
@@ -211,10 +212,18 @@ class Fetcher:
         """The addresses a fetch descending from these configured URLs may connect to."""
         if allow_private:
             return Policy.anything()
+        key = tuple(origins)
+        cached = self._policies.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
         classes: set[str] = set()
         for origin in origins:
             classes |= await self._classes(urlsplit(origin).hostname or "")
-        return Policy.for_classes(classes, self._networks)
+        policy = Policy.for_classes(classes, self._networks)
+        if len(self._policies) > 10_000:
+            self._policies.clear()
+        self._policies[key] = (time.monotonic() + ORIGIN_TTL, policy)
+        return policy
 
     async def _classes(self, host: str) -> frozenset[str]:
         """The address classes a configured host resolves to (cached briefly; none if it doesn't)."""

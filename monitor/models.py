@@ -71,6 +71,10 @@ class Target(SQLModel, table=True):
     # Learned volatile blocks (monitor/volatile.py) and the per-path change counts behind them.
     rules: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     path_strikes: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON))
+    # The process checking it now (monitor/lease.py: host:pid:start) and until when that claim
+    # holds unless renewed; both None when no process is checking it.
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
 
 
 class Version(SQLModel, table=True):
@@ -151,3 +155,10 @@ class Alert(SQLModel, table=True):
     next_attempt_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
     last_error: str | None = None
+    # The process sending it now, as for targets. `sending_at` is set just before each send and
+    # cleared when the outcome is marked: found set by the next sender, the last send was cut
+    # short and may have arrived, so that send counts in `redelivered` (possible duplicates).
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    sending_at: datetime | None = None
+    redelivered: int = 0

@@ -94,6 +94,7 @@ def alert_dict(alert: Alert, event: Event, target: Target) -> dict:
         "state": alert.state,
         "priority": alert.priority,
         "attempts": alert.attempts,
+        "redelivered": alert.redelivered,
         "created_at": iso(alert.created_at),
         "next_attempt_at": iso(alert.next_attempt_at) if alert.state == "pending" else None,
         "sent_at": iso(alert.sent_at),

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import tempfile
+import time
 from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -56,10 +58,33 @@ def heartbeat_path(settings: Settings):
 
 def beat(settings: Settings) -> None:
     """Touch the heartbeat file: proof for `monitor health` (and Docker's HEALTHCHECK) that the
-    daemon's event loop is alive."""
+    daemon's event loop is alive. Raises OSError when the snapshots folder cannot be written."""
     path = heartbeat_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch()
+
+
+def health(settings: Settings) -> tuple[bool, str]:
+    """Whether the daemon for this config is alive and can save what it captures, and a line
+    saying so: its heartbeat exists, the snapshots folder (captures and heartbeat) takes a write
+    (tried, not judged by permission bits: a read-only mount stops root too), and the heartbeat
+    is recent."""
+    path = heartbeat_path(settings)
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return False, f"no daemon heartbeat at {path}: is `monitor run` running with this config?"
+    except OSError as exc:
+        return False, f"cannot read the daemon heartbeat {path}: {exc.strerror}"
+    try:
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        return False, f"the daemon cannot write to {path.parent}: {exc.strerror}; captures are not being saved"
+    if age > HEALTHY_WITHIN:
+        return False, (f"daemon heartbeat is {age:.0f}s old (limit {HEALTHY_WITHIN:.0f}s): the daemon is stuck "
+                       "or stopped")
+    return True, f"ok: daemon heartbeat {age:.0f}s ago"
 
 
 class Daemon:
@@ -77,6 +102,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.reload_requested = asyncio.Event()
         self._config_watch = config.FileWatch(settings.path)
+        self._beat_error: str | None = None
 
     async def run_check(self, name: str) -> None:
         target = self.targets.get(name)
@@ -85,14 +111,27 @@ class Daemon:
         state = self.store.state(name)
         if state is None:
             return
+        state = self.store.claim_targets([state.id]).get(state.id)
+        if state is None:
+            log.info("%s: skipped, being checked by another process", name)
+            return
         task = asyncio.create_task(self.checker.check(target, state))
         self.in_flight.add(task)
         task.add_done_callback(self.in_flight.discard)
         try:
             result = await asyncio.shield(task)
         except asyncio.CancelledError:  # the daemon is stopping; it waits for the task itself
-            return
-        await self._after_check(target, result)
+            return  # (and closing the store releases the claim)
+        try:
+            await self._after_check(target, result)
+        finally:
+            self._release(state.id)
+
+    def _release(self, target_id: int) -> None:
+        try:
+            self.store.release_targets([target_id])
+        except Exception:  # the claim then lapses when its lease ends
+            log.exception("could not release a claim")
 
     async def _after_check(self, target: Target, result) -> None:
         """What follows any check in the daemon: wake the outbox, calibrate a new target, log."""
@@ -128,6 +167,7 @@ class Daemon:
         try:
             await self._after_check(post, await self.checker.check(post, state))
         finally:
+            self._release(state.id)
             self.posts_in_flight.pop(state.id, None)
             self.posts_due.set()
 
@@ -148,8 +188,10 @@ class Daemon:
             free = min(room - started, per_site - busy.get(site_id, 0))
             if free <= 0:
                 continue
-            due = self.store.post_states([site_id], due_before=now, limit=free, skip=list(self.posts_in_flight))
-            for post, state in sites.posts(self.settings, due, names):
+            due = self.store.post_states([site_id], due_before=now, limit=free, skip=list(self.posts_in_flight),
+                                         free=True)
+            held = self.store.claim_targets(state.id for state in due)
+            for post, state in sites.posts(self.settings, [held[s.id] for s in due if s.id in held], names):
                 self.posts_in_flight[state.id] = site_id
                 task = asyncio.create_task(self._check_post(post, state))
                 self.in_flight.add(task)
@@ -228,18 +270,39 @@ class Daemon:
             return
         log.info("reloaded %s", self.settings.path)
 
-    async def _watch_config(self) -> None:
-        while not self.stopping.is_set():
+    def _beat(self) -> None:
+        """The heartbeat; a failure to write it is logged when it starts and when it ends (`monitor
+        health` reports it meanwhile), and stops nothing."""
+        try:
             beat(self.settings)
+        except OSError as exc:
+            error = f"{exc.filename or heartbeat_path(self.settings)}: {exc.strerror}"
+            if error != self._beat_error:
+                log.error("cannot write the heartbeat (%s); `monitor health` reports the daemon unhealthy "
+                          "until it can", error)
+            self._beat_error = error
+            return
+        if self._beat_error:
+            log.info("heartbeat written again")
+        self._beat_error = None
+
+    async def _watch_config(self) -> None:
+        """Beat, and reload when asked or when targets.toml was saved, until the daemon stops: a
+        failure here is logged and the watch goes on (it alone keeps the heartbeat and reloads)."""
+        while not self.stopping.is_set():
+            self._beat()
             try:
                 await asyncio.wait_for(self.reload_requested.wait(), WATCH_EVERY)
             except TimeoutError:
                 pass
-            saved = self._config_watch.changed()
-            if self.reload_requested.is_set() or saved:
-                self.reload_requested.clear()
-                if not self.stopping.is_set():
-                    self.reload()
+            try:
+                saved = self._config_watch.changed()
+                if self.reload_requested.is_set() or saved:
+                    self.reload_requested.clear()
+                    if not self.stopping.is_set():
+                        self.reload()
+            except Exception:
+                log.exception("reloading %s failed", self.settings.path)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -248,7 +311,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
         self.schedule(self.settings)
         self.scheduler.start()
-        async with self.outbox:
+        async with self.outbox, self.store.holding_claims():
             watcher = asyncio.create_task(self._watch_config())
             # Alerts left pending by an earlier run (or a crash) go out first.
             delivery = asyncio.create_task(self.outbox.run(self.stopping))

@@ -151,6 +151,8 @@ class Alert(Shape):
     state: Literal["pending", "sent", "failed"]
     priority: bool
     attempts: int
+    redelivered: int = Field(description="sends repeated because an earlier send was cut short (the process "
+                                         "died before marking it): the receiver may have it twice")
     created_at: str = _time()
     next_attempt_at: str | None = _time("only while pending")
     sent_at: str | None = _time()

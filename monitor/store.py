@@ -8,22 +8,28 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterable
 
-from sqlalchemy import bindparam, event, func, update
+from sqlalchemy import bindparam, case, event, func, or_, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import Session, create_engine, select
 
-from . import migrate
+from . import lease, migrate
 from .config import ConfigError, Settings
 from .models import Alert, Change, Check, Event, Site, Target, Version, utcnow
 from .snapshots import Snapshots
+from .storage import database_name, storage_error
 
 
 class StoreError(Exception):
     pass
+
+
+class ClaimLost(StoreError):
+    """Another process took over a target while this one was checking it (the claim expired)."""
 
 
 @dataclass
@@ -91,14 +97,24 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    """An engine for the database URL, or a StoreError naming the database and the problem (a URL
+    no dialect or driver here can open, a SQLite file in a folder that does not exist)."""
+    name = database_name(url)
+    try:
+        if url.startswith("sqlite"):
+            path = url.split(":///", 1)[-1]
+            if path and path != ":memory:" and not Path(path).parent.is_dir():
+                raise StoreError(f"database {name}: the folder {Path(path).parent} does not exist "
+                                 "(create it, or correct [monitor] database)")
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_engine(url, pool_pre_ping=True)
+    except ArgumentError as exc:
+        raise StoreError(f"database {name}: not a database URL monitor can open ({exc}); use "
+                         "sqlite:///PATH or postgresql+psycopg://USER@HOST/NAME") from None
+    except ImportError as exc:
+        raise StoreError(f"database {name}: its driver is not installed ({exc})") from None
 
 
 _STATE_COLUMNS = (Target.id, Target.name, Target.status, Target.etag, Target.last_modified, Target.last_raw_sha,
@@ -131,18 +147,26 @@ class Store:
     """`router(target_name, kind, stats, passages) -> [(channel, priority)]` decides which alert
     channels an event goes to; the alert rows are written in the event's own transaction."""
 
-    def __init__(self, database_url: str, snapshots: Snapshots, router=no_alerts):
+    def __init__(self, database_url: str, snapshots: Snapshots, router=no_alerts, lease_s: float = lease.MIN_LEASE):
         self.url = database_url
         self.router = router
+        self.lease_s = lease_s  # how long a claim holds unless renewed (monitor/lease.py)
+        self._claimed = False
         self._pending: list[dict] = []
         self._batching = False
         self._site_names: dict[int, str] = {}
         self.engine = make_engine(database_url)
         self.snapshots = snapshots
-        migrate.upgrade(self.engine)
+        try:
+            migrate.upgrade(self.engine)
+        except (SQLAlchemyError, OSError) as exc:  # not a database, unreadable, unreachable, disk full
+            self.engine.dispose()
+            raise StoreError(f"cannot open {storage_error(database_url, exc)}") from exc
 
     def close(self) -> None:
         self.flush()
+        if self._claimed:
+            self.release_all()
         self.engine.dispose()
 
     def checkpoint(self) -> None:
@@ -212,8 +236,9 @@ class Store:
         return states
 
     def post_states(self, site_ids: Iterable[int] | None = None, due_before: datetime | None = None,
-                    limit: int | None = None, skip: Iterable[int] = ()) -> list[TargetState]:
-        """The active discovered posts (of the given sites; due before a time, soonest first)."""
+                    limit: int | None = None, skip: Iterable[int] = (), free: bool = False) -> list[TargetState]:
+        """The active discovered posts (of the given sites; due before a time, soonest first;
+        `free`: only those this process may claim)."""
         query = select(*_STATE_COLUMNS).where(Target.active, Target.site_id.is_not(None))
         if site_ids is not None:
             query = query.where(Target.site_id.in_(list(site_ids)))
@@ -226,6 +251,8 @@ class Store:
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:
+            if free:
+                query = query.where(self._free(conn, Target.__table__, utcnow()))
             return [TargetState(*r) for r in conn.execute(query)]
 
     def site_name(self, conn, site_id: int | None) -> str | None:
@@ -297,39 +324,43 @@ class Store:
         posts listed again are marked so; posts no longer listed stay watched. When there are new
         posts, the posts at the `recheck` URLs (those that just left a feed) are made due now: a
         post that moved to a new URL is then found (by its redirect) before the new URL is taken
-        for a new post. Returns the new targets' ids."""
+        for a new post. Returns the new targets' ids.
+
+        New posts are written a batch per transaction, so that a big sitemap never holds the
+        database's write lock for long (the daemon's checks write meanwhile); a discovery cut
+        short leaves whole posts, which the next one finds known."""
+        new = [(url, published) for url, published in found if url in names]
         with self.engine.begin() as conn:
-            site = conn.execute(select(Site.discoveries).where(Site.id == site_id)).one()
-            baseline = site.discoveries == 0
-            listed = [url for url, _ in found if url not in names]
+            baseline = conn.execute(select(Site.discoveries).where(Site.id == site_id)).scalar_one() == 0
+            # By id, from one read of the site's posts: no index on url, and a lookup per batch of
+            # URLs would scan every post of the site each time (quadratic on a big sitemap).
+            posts = dict(conn.execute(select(Target.url, Target.id).where(Target.site_id == site_id)).all())
+            listed = [posts[url] for url, _ in found if url in posts]
             for i in range(0, len(listed), BATCH_SIZE):
-                conn.execute(update(Target).where(Target.site_id == site_id, Target.url.in_(listed[i:i + BATCH_SIZE]))
-                             .values(listed_at=at))
-            new = [dict(name=names[url], url=url, site_id=site_id, published_at=published, listed_at=at,
-                        baseline=baseline, created_at=at, active=True, status="new", interval_s=0.0,
-                        consecutive_errors=0, consecutive_missing=0, unchanged_streak=0, next_due_at=new_due)
-                   for url, published in found if url in names]
+                conn.execute(update(Target).where(Target.id.in_(listed[i:i + BATCH_SIZE])).values(listed_at=at))
             adopt = list(adopt)
             for i in range(0, len(adopt), BATCH_SIZE):  # targets no longer watched, listed by this site
                 conn.execute(update(Target).where(Target.id.in_(adopt[i:i + BATCH_SIZE])).values(
                     site_id=site_id, active=True, listed_at=at, next_due_at=new_due))
-            if new:
-                conn.execute(Target.__table__.insert(), new)
-                recheck = list(recheck)
-                for i in range(0, len(recheck), BATCH_SIZE):
-                    conn.execute(update(Target).where(
-                        Target.site_id == site_id, Target.active, Target.url.in_(recheck[i:i + BATCH_SIZE]),
-                        Target.next_due_at > at).values(next_due_at=at))
+            recheck = list(recheck) if new else []
+            for i in range(0, len(recheck), BATCH_SIZE):
+                conn.execute(update(Target).where(
+                    Target.site_id == site_id, Target.active, Target.url.in_(recheck[i:i + BATCH_SIZE]),
+                    Target.next_due_at > at).values(next_due_at=at))
+        ids: list[int] = []
+        for i in range(0, len(new), BATCH_SIZE):
+            batch = [dict(name=names[url], url=url, site_id=site_id, published_at=published, listed_at=at,
+                          baseline=baseline, created_at=at, active=True, status="new", interval_s=0.0,
+                          consecutive_errors=0, consecutive_missing=0, unchanged_streak=0, next_due_at=new_due)
+                     for url, published in new[i:i + BATCH_SIZE]]
+            with self.engine.begin() as conn:
+                conn.execute(Target.__table__.insert(), batch)
+                ids += conn.execute(select(Target.id).where(Target.name.in_([r["name"] for r in batch]))).scalars()
+        with self.engine.begin() as conn:
             conn.execute(update(Site).where(Site.id == site_id).values(
                 last_discovery_at=at, next_discovery_at=next_at, status="error" if error else "ok",
                 last_error=error, discoveries=Site.discoveries + (0 if error and not found else 1), sources=sources))
-            if not new:
-                return []
-            ids = []
-            names_new = [n["name"] for n in new]
-            for i in range(0, len(names_new), BATCH_SIZE):
-                ids += conn.execute(select(Target.id).where(Target.name.in_(names_new[i:i + BATCH_SIZE]))).scalars()
-            return ids
+        return ids
 
     def move_url(self, state: TargetState, url: str) -> TargetState | None:
         """A post turned out to live at `url` (it redirected, or named it as canonical). Fold
@@ -371,6 +402,79 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(update(Target).where(Target.id == state.id).values(rules=rules, path_strikes=strikes))
         state.rules, state.path_strikes = rules, strikes
+
+    # ---- claims: one process at a time checks a target or sends an alert --------------------
+    # A claim is a lease on the row (claimed_by, claimed_until), taken with one UPDATE where the
+    # row is free, its lease has expired, or its holder is known to have ended (monitor/lease.py),
+    # then read back. The same statements serve SQLite and PostgreSQL, and they all live here.
+
+    @property
+    def worker(self) -> str:
+        return lease.worker_id()
+
+    def _free(self, conn, table, now: datetime, ids: list[int] | None = None):
+        """The condition on `table`'s rows (among `ids`) that this process may claim."""
+        holders = select(table.c.claimed_by).distinct().where(
+            table.c.claimed_by.is_not(None), table.c.claimed_by != self.worker, table.c.claimed_until >= now)
+        if ids is not None:
+            holders = holders.where(table.c.id.in_(ids))
+        gone = [w for w in conn.execute(holders).scalars() if lease.is_gone(w)]
+        return or_(table.c.claimed_by.is_(None), table.c.claimed_until < now,
+                   table.c.claimed_by.in_([self.worker, *gone]))
+
+    def _claim(self, conn, table, ids: list[int], now: datetime) -> None:
+        until = now + timedelta(seconds=self.lease_s)
+        for i in range(0, len(ids), BATCH_SIZE):
+            chunk = ids[i:i + BATCH_SIZE]
+            conn.execute(update(table).where(table.c.id.in_(chunk), self._free(conn, table, now, chunk))
+                         .values(claimed_by=self.worker, claimed_until=until))
+        self._claimed = True
+
+    def _mine(self, table):
+        """Rows no other process holds: what this process may write a check's outcome to."""
+        return or_(table.c.claimed_by.is_(None), table.c.claimed_by == self.worker)
+
+    def claim_targets(self, ids: Iterable[int]) -> dict[int, TargetState]:
+        """Claim the targets (by id) that no other process is checking. Returns the claimed ones'
+        states by id, read after the claim: a check never starts from a state another process
+        has since moved on from."""
+        ids, states = list(ids), {}
+        with self.engine.begin() as conn:
+            self._claim(conn, Target.__table__, ids, utcnow())
+            for i in range(0, len(ids), BATCH_SIZE):
+                states.update((r.id, TargetState(*r)) for r in conn.execute(select(*_STATE_COLUMNS).where(
+                    Target.id.in_(ids[i:i + BATCH_SIZE]), Target.claimed_by == self.worker)))
+        return states
+
+    def release_targets(self, ids: Iterable[int]) -> None:
+        """Let other processes check these targets again (after what was recorded is written)."""
+        self.flush()
+        ids = list(ids)
+        with self.engine.begin() as conn:
+            for i in range(0, len(ids), BATCH_SIZE):
+                conn.execute(update(Target).where(Target.id.in_(ids[i:i + BATCH_SIZE]), Target.claimed_by == self.worker)
+                             .values(claimed_by=None, claimed_until=None))
+
+    def renew_claims(self) -> None:
+        """Extend every claim this process holds by a whole lease."""
+        if not self._claimed:
+            return
+        until = utcnow() + timedelta(seconds=self.lease_s)
+        with self.engine.begin() as conn:
+            for table in (Target.__table__, Alert.__table__):
+                conn.execute(update(table).where(table.c.claimed_by == self.worker).values(claimed_until=until))
+
+    def holding_claims(self):
+        """An async context: while it runs, this process's claims are renewed at a third of the
+        lease (a pass or a daemon may hold them far longer than one lease)."""
+        return lease.renewing(self.renew_claims, self.lease_s / 3)
+
+    def release_all(self) -> None:
+        """Release every claim this process still holds (when it closes the store)."""
+        with self.engine.begin() as conn:
+            for table in (Target.__table__, Alert.__table__):
+                conn.execute(update(table).where(table.c.claimed_by == self.worker)
+                             .values(claimed_by=None, claimed_until=None))
 
     # ---- recording checks --------------------------------------------------------------------
 
@@ -447,10 +551,9 @@ class Store:
             check_id = conn.execute(Check.__table__.insert().values(
                 target_id=state.id, at=at, until=at, count=1, duration_ms=duration_ms, http_status=http_status,
                 outcome="missing" if missing else "error", error=error)).inserted_primary_key[0]
-            conn.execute(update(Target).where(Target.id == state.id).values(
-                last_check_at=at, status=status, last_error=error, consecutive_errors=errors,
-                consecutive_missing=misses, last_check_id=check_id, last_outcome="error", next_due_at=due.at,
-                interval_s=due.interval))
+            self._write_state(conn, state, last_check_at=at, status=status, last_error=error,
+                              consecutive_errors=errors, consecutive_missing=misses, last_check_id=check_id,
+                              last_outcome="error", next_due_at=due.at, interval_s=due.interval)
             for kind, summary in events:
                 self._event(conn, state, kind, summary, at)
         state.status, state.consecutive_errors, state.consecutive_missing = status, errors, misses
@@ -489,11 +592,11 @@ class Store:
             check_id = conn.execute(Check.__table__.insert().values(
                 target_id=state.id, at=at, until=at, count=1, duration_ms=duration_ms,
                 http_status=capture.http_status, outcome=outcome, version_id=version_id)).inserted_primary_key[0]
-            conn.execute(update(Target).where(Target.id == state.id).values(
-                last_check_at=at, last_ok_at=at, status="ok", last_error=None,
-                consecutive_errors=0, consecutive_missing=0, last_check_id=check_id, last_outcome=outcome,
-                last_version_id=version_id, last_raw_sha=capture.raw_sha, etag=capture.etag,
-                last_modified=capture.last_modified, next_due_at=due.at, interval_s=due.interval, unchanged_streak=0))
+            self._write_state(conn, state, last_check_at=at, last_ok_at=at, status="ok", last_error=None,
+                              consecutive_errors=0, consecutive_missing=0, last_check_id=check_id, last_outcome=outcome,
+                              last_version_id=version_id, last_raw_sha=capture.raw_sha, etag=capture.etag,
+                              last_modified=capture.last_modified, next_due_at=due.at, interval_s=due.interval,
+                              unchanged_streak=0)
         state.last_version_id, state.last_check_id, state.last_outcome = version_id, check_id, outcome
         state.last_raw_sha, state.etag, state.last_modified = capture.raw_sha, capture.etag, capture.last_modified
         state.status, state.consecutive_errors, state.consecutive_missing = "ok", 0, 0
@@ -501,6 +604,13 @@ class Store:
         if edited:
             state.last_change_at = at
         return seq
+
+    def _write_state(self, conn, state: TargetState, **values) -> None:
+        """A check's outcome on its target row, inside the check's transaction; refused (the
+        transaction rolled back) when another process has taken the target over meanwhile."""
+        done = conn.execute(update(Target).where(Target.id == state.id, self._mine(Target.__table__)).values(**values))
+        if done.rowcount == 0:
+            raise ClaimLost(f"{state.name}: being checked by another process; this check is not recorded")
 
     def _event(self, conn, state: TargetState, kind: str, summary: str, at: datetime, change_id: int | None = None,
                stats: dict | None = None, passages: list | None = None) -> int:
@@ -516,28 +626,60 @@ class Store:
 
     # ---- the alert outbox --------------------------------------------------------------------
 
-    def due_alerts(self, now: datetime, limit: int = 100, states: tuple[str, ...] = ("pending",),
-                   due_only: bool = True) -> list[Alert]:
-        """Alerts in `states` (oldest first) whose next attempt is due, or all of them."""
-        with self.session() as session:
-            query = select(Alert).where(Alert.state.in_(states)).order_by(Alert.id).limit(limit)
+    def claim_alerts(self, now: datetime, limit: int = 100, states: tuple[str, ...] = ("pending",),
+                     due_only: bool = True, after: int = 0) -> list[Alert]:
+        """Claim the alerts in `states` (oldest first, ids above `after`) whose next attempt is due,
+        or all of them, that no other process is sending; returns them. mark_alert releases each."""
+        table = Alert.__table__
+        with self.engine.begin() as conn:
+            query = select(Alert.id).where(Alert.state.in_(states), Alert.id > after, self._free(conn, table, now))
             if due_only:
                 query = query.where(Alert.next_attempt_at <= now)
-            return list(session.exec(query))
+            ids = list(conn.execute(query.order_by(Alert.id).limit(limit)).scalars())
+            self._claim(conn, table, ids, now)
+        with self.session() as session:
+            return list(session.exec(select(Alert).where(Alert.id.in_(ids), Alert.claimed_by == self.worker)
+                                     .order_by(Alert.id)))
+
+    def sending(self, alert_id: int) -> None:
+        """An alert is about to be sent. When the previous send of it was cut short (its outcome
+        never marked: the process died), this one may deliver it twice: count it."""
+        with self.engine.begin() as conn:
+            conn.execute(update(Alert).where(Alert.id == alert_id).values(
+                redelivered=Alert.redelivered + case((Alert.sending_at.is_not(None), 1), else_=0), sending_at=utcnow()))
+
+    def maybe_delivered(self, alert_id: int) -> None:
+        """A send was abandoned before the receiver answered (after its outcome was marked): the
+        alert may have arrived, so its next send counts in `redelivered` too."""
+        with self.engine.begin() as conn:
+            conn.execute(update(Alert).where(Alert.id == alert_id, Alert.state == "pending").values(sending_at=utcnow()))
 
     def next_alert_due(self) -> datetime | None:
+        """When a pending alert is next due; one another process holds, when its claim ends."""
+        now = utcnow()
         with self.engine.connect() as conn:
-            return conn.execute(select(func.min(Alert.next_attempt_at)).where(Alert.state == "pending")).scalar()
+            free = self._free(conn, Alert.__table__, now)
+            due = [conn.execute(select(func.min(Alert.next_attempt_at)).where(Alert.state == "pending", free)).scalar(),
+                   conn.execute(select(func.min(Alert.claimed_until)).where(Alert.state == "pending", ~free)).scalar()]
+        return min((d for d in due if d is not None), default=None)
 
     def mark_alert(self, alert_id: int, state: str, at: datetime, error: str | None = None,
                    next_attempt_at: datetime | None = None) -> None:
-        values = dict(state=state, attempts=Alert.attempts + 1, last_error=error)
+        """An alert's outcome; releases its claim."""
+        values = dict(state=state, attempts=Alert.attempts + 1, last_error=error, sending_at=None, claimed_by=None,
+                      claimed_until=None)
         if state == "sent":
             values["sent_at"] = at
         if next_attempt_at is not None:
             values["next_attempt_at"] = next_attempt_at
         with self.engine.begin() as conn:
             conn.execute(update(Alert).where(Alert.id == alert_id).values(**values))
+
+    def postpone_alerts(self, channel: str, until: datetime) -> None:
+        """A channel's pending alerts wait until `until` (the receiver asked for a pause)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(Alert).where(Alert.channel == channel, Alert.state == "pending",
+                                             Alert.next_attempt_at < until).values(next_attempt_at=until))
 
     def alerts(self, failed_only: bool = False, limit: int = 200) -> list[tuple[Alert, Event, Target]]:
         with self.session() as session:

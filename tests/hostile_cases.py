@@ -251,6 +251,33 @@ def cases() -> dict[str, tuple]:
     return c
 
 
+# Runs `python -m monitor ARGS` and, as it exits, writes its own peak RSS (VmHWM) to a file. The
+# OS's rusage for a child would not do: a child started by fork/vfork inherits its parent's peak.
+_MEASURED = """
+import atexit, runpy, sys
+out = sys.argv.pop(1)
+def peak():
+    status = open("/proc/self/status").read()
+    open(out, "w").write(status.split("VmHWM:")[1].split()[0])
+atexit.register(peak)
+sys.argv[0] = "monitor"
+runpy.run_module("monitor", run_name="__main__", alter_sys=True)
+"""
+
+
+def run_measured(args: list[str], env: dict, cwd) -> tuple[str, float]:
+    """(output, peak RSS in MB) of one `monitor` command run as its own process."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("r", suffix=".kb") as peak:
+        proc = subprocess.run([sys.executable, "-c", _MEASURED, peak.name, *args], env=env, cwd=cwd,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        kb = open(peak.name).read().strip()
+    return proc.stdout, int(kb) / 1024 if kb else float("inf")
+
+
 class RawServer:
     """A loopback TCP server that answers each request for /case/<name> with that case's bytes."""
 

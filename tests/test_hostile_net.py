@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from conftest import ROOT, Page, PageServer
-from hostile_cases import ENCODINGS, RawServer, bomb, cases
+from hostile_cases import ENCODINGS, RawServer, bomb, cases, run_measured
 
 CASES = cases()
 NAMES = {case: f"case{i:03d}" for i, case in enumerate(CASES)}
@@ -52,19 +52,14 @@ def checked(tmp_path_factory):
     config.write_text(text)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "monitor", "check", "--config", str(config)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=folder)
-        output = proc.stdout.read().decode()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        output, rss_mb = run_measured(["check", "--config", str(config)], env, folder)
         listing = subprocess.run([sys.executable, "-m", "monitor", "targets", "--json", "--config", str(config)],
                                  capture_output=True, text=True, env=env, check=True).stdout
     finally:
         raw.close()
         pages.close()
     targets = {t["name"]: t for t in json.loads(listing)}
-    return {"targets": targets, "rss_mb": usage.ru_maxrss / 1024, "output": output, "code": proc.returncode,
-            "config": config, "requests": raw.requests}
+    return {"targets": targets, "rss_mb": rss_mb, "output": output, "config": config}
 
 
 def test_the_pass_completes_with_bounded_memory(checked):

@@ -1,0 +1,97 @@
+"""Who is working, and for how long a claim holds: the identity behind the leases that let one
+process at a time check a target or send an alert (monitor/store.py takes and releases them).
+
+A worker is `host:pid:start` (start: the process's start time), so a claim names the process
+that holds it. A claim by a process of this same host that no longer runs (killed, crashed, the
+machine rebooted, or its pid now taken by another program) is free at once: a daemon restarted
+after `kill -9` carries on without waiting. Any other claim holds until it expires; its holder
+renews it while it works.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+
+log = logging.getLogger("monitor.lease")
+
+MIN_LEASE = 120.0  # seconds
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    return stat.rsplit(b")", 1)[-1].split()[19].decode()  # field 22; the name may hold spaces
+
+
+_me: tuple[int, str] | None = None
+
+
+def worker_id() -> str:
+    """This process's identity (a forked child gets its own)."""
+    global _me
+    pid = os.getpid()
+    if _me is None or _me[0] != pid:
+        _me = (pid, f"{socket.gethostname()}:{pid}:{_start_time(pid) or int(time.time())}")
+    return _me[1]
+
+
+def is_gone(worker: str) -> bool:
+    """Whether `worker` is known to have ended: a process of this host whose pid is not running,
+    or is running but started at another time (a reused pid). Another host's worker is never
+    known to be gone; its claims expire instead."""
+    host, _, rest = worker.partition(":")
+    pid, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # running, as another user
+        pass
+    now = _start_time(int(pid))
+    return now is not None and start.isdigit() and now != start
+
+
+def length(monitor) -> float:
+    """How long a claim holds without renewal, in seconds: twice the longest one check may take
+    (every attempt timing out, the backoff between attempts, and a host pause waited out), and at
+    least two minutes. The holder renews at a third of it, so a live process never loses a claim
+    even when a renewal comes late (a busy database, a long parse); a process that died on
+    another host blocks its targets for at most this long. Defaults: 3 x 30 s + 7 s + 60 s,
+    doubled: about 5 minutes."""
+    from .fetch import MAX_WAIT  # (not at import: the store, and so every command, imports this module)
+
+    attempts = monitor.retries + 1
+    one_check = attempts * monitor.timeout + monitor.retry_backoff * (2 ** attempts - 1) + MAX_WAIT
+    return max(MIN_LEASE, 2 * one_check)
+
+
+@contextlib.asynccontextmanager
+async def renewing(renew, every: float):
+    """Call `renew()` every `every` seconds while the block runs (the holder's claims stay
+    alive however long its work takes)."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                renew()
+            except Exception:  # a busy database: the next renewal is still well within the lease
+                log.warning("could not renew claims", exc_info=True)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
