@@ -459,6 +459,9 @@ def _network_error(exc: BaseException) -> FetchError:
     if refused is not None:
         return FetchError(str(refused))
     root = exc.__cause__ if isinstance(exc, httpx.HTTPError) and exc.__cause__ else exc
+    if isinstance(root, aiohttp.ClientConnectorCertificateError):  # retrying will not help
+        reason = getattr(root.certificate_error, "verify_message", None) or root.certificate_error
+        return FetchError(f"TLS certificate not trusted for {root.host}:{root.port}: {reason}")
     if isinstance(root, aiohttp.ClientResponseError):  # a response aiohttp could not parse
         return FetchError(f"malformed HTTP response: {root.message or type(root).__name__}")
     detail = str(root) or "connection failed"

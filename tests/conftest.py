@@ -119,8 +119,8 @@ class Workspace:
     def json(self, *args: str):
         return json.loads(self.run(*args, "--json").stdout)
 
-    def subprocess(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+    def subprocess(self, *args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+        env = dict(env if env is not None else os.environ, PYTHONPATH=str(ROOT))
         return subprocess.run([sys.executable, "-m", "monitor", *args[:1], "--config", str(self.config), *args[1:]],
                               capture_output=True, text=True, env=env, **kwargs)
 
