@@ -39,5 +39,14 @@ if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
     fi
 fi
 
+# tests/test_hostile_ssrf.py makes a network namespace (iproute2's `ip netns`), so that redirects
+# to every address class are real yet no packet can leave it.
+if ! command -v ip >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "run.sh: installing iproute2 for tests/test_hostile_ssrf.py" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends iproute2 >/dev/null
+fi
+
 python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
 exec python3 -m pytest "$@"
