@@ -14,6 +14,25 @@ CONTEXT_CHARS = 160
 MAX_PASSAGES = 50
 QUOTE_CHARS = 120
 _SENTENCE_START = re.compile(r"(?:^|[.!?…]\s+)(?=\S)")
+# A full stop after these does not end a sentence ("U.S. immigration", "Mr. Smith", "e.g. this").
+_NOT_AN_END = re.compile(r"(?:\b(?:[A-Za-z]\.)+[A-Za-z]?|\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Inc|Ltd|Co|Corp|Gov|Sen|Rep|"
+                         r"Gen|Col|Capt|Lt|No|vs|etc|approx|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.)$")
+
+
+def sentence_starts(text: str) -> list[int]:
+    """Where sentences begin in text, abbreviations and initials not counted as ends.
+
+    >>> text = "Agencies trust it. The U.S. Immigration agency can now process data."
+    >>> [text[i:i + 10] for i in sentence_starts(text)]
+    ['Agencies t', 'The U.S. I']
+    """
+    starts = []
+    for match in _SENTENCE_START.finditer(text):
+        end = match.start() + 1  # just past the punctuation
+        if match.start() and _NOT_AN_END.search(text[max(0, end - 12):end]):
+            continue
+        starts.append(match.end())
+    return starts
 
 
 @dataclass(frozen=True)
@@ -50,7 +69,7 @@ def _context_before(text: str) -> str:
     if len(text) > CONTEXT_CHARS:
         text = text[-CONTEXT_CHARS:]
         text = "…" + text.split(" ", 1)[-1] if " " in text else text
-    starts = [m.end() for m in _SENTENCE_START.finditer(text)]
+    starts = sentence_starts(text)
     if len(starts) > 1 and len(text) - starts[-1] > 20:
         text = text[starts[-1]:]
     return text

@@ -236,7 +236,15 @@ def _emit(out: list[list], op: int, text: str) -> None:
 
 
 def diff_blocks(old: list[str], new: list[str], timeout: float = 1.0) -> dict:
-    """Word-level diff of two block lists. Pure: same inputs, same result."""
+    """Word-level diff of two block lists. Pure: same inputs, same result.
+
+    >>> result = diff_blocks(["The platform can accelerate facial recognition.", "Closing."],
+    ...                      ["The platform can accelerate analytics.", "Closing."])
+    >>> result["ops"]
+    [[0, 'The platform can accelerate '], [-1, 'facial recognition'], [1, 'analytics'], [0, '.\\nClosing.\\n']]
+    >>> result["stats"]["words_removed"], result["stats"]["words_added"], result["stats"]["blocks_changed"]
+    (2, 1, 1)
+    """
     ops: list[list] = []
     fallback = False
     block_ops, fb = _opcodes(old, new, timeout)

@@ -18,7 +18,17 @@ def interval(min_interval: float, max_interval: float, quiet_since: datetime | N
              streak: int) -> float:
     """Seconds until the next check. `quiet_since`: when the post was published or last changed,
     whichever is later (None when unknown: the post counts as old, so the age term is at its most);
-    `streak`: unchanged checks in a row."""
+    `streak`: unchanged checks in a row.
+
+    A day-old post is checked about hourly; one quiet for long, at the slowest pace allowed:
+
+    >>> from datetime import timedelta
+    >>> now = datetime(2018, 6, 18, 9, 50)
+    >>> interval(300, 86400, now - timedelta(days=1), now, streak=0)
+    3600.0
+    >>> interval(300, 86400, now - timedelta(days=200), now, streak=0)
+    86400
+    """
     if quiet_since is None:
         by_age = max_interval
     else:

@@ -322,3 +322,24 @@ urls = ["json://127.0.0.1:{receiver.port}/apprise"]
     assert note["title"] == "[monitor] test: example-post"
     assert "- accelerate facial recognition and identification" in note["message"]
     assert "no alert channel named 'nope'" in workspace.run("test-alert", "nope", expect=1).stderr
+
+
+def quoted(post: dict) -> list[str]:
+    """Each quoted passage of a Block Kit message as Slack shows it (its runs joined)."""
+    return ["".join(el["text"] for el in part["elements"]) for block in post["blocks"] if block["type"] == "rich_text"
+            for part in block["elements"]]
+
+
+def test_slack_shows_a_removed_paragraph_apart_from_its_context_and_keeps_abbreviations(server, workspace, receiver):
+    before = "Agencies rely on it to keep data secure. The U.S. Immigration and Customs Enforcement agency runs securely."
+    paragraphs = [before, blog.ICE, "Our commitment to our customers continues."]
+    server.set("/post", blog.post(paragraphs, seed=0))
+    workspace.write_config(config(server, receiver, wait="2s"))
+    workspace.run("check")
+    server.set("/post", blog.post([paragraphs[0], paragraphs[2]], seed=1))
+    workspace.run("check")
+    [removal] = receiver.delivered("/slack/T000/B000/SECRETTOKEN")
+    [shown] = quoted(removal)
+    # The context sentence is whole ("U.S." does not end it), and each paragraph is on its own line.
+    assert shown == ("The U.S. Immigration and Customs Enforcement agency runs securely.\n" + blog.ICE
+                     + "\nOur commitment to our customers continues."), shown

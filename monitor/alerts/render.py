@@ -52,6 +52,29 @@ def _plain(text: str, limit: int = 3000) -> dict:
     return {"type": "plain_text", "text": (text or " ")[:limit], "emoji": False}
 
 
+def passage_parts(p: dict) -> list[tuple[str, str]]:
+    """A passage as (text, role) runs — role "before", "removed", "arrow", "added" or "after" —
+    with a line break where two runs meet without white space: there the diff crossed a paragraph
+    boundary ("…securely." / "This can help…"), which must not read as "securely.This"."""
+    runs = [(p.get("before") or "", "before"), (p.get("removed") or "", "removed")]
+    if p.get("removed") and p.get("added"):
+        runs.append((" → ", "arrow"))
+    runs += [(p.get("added") or "", "added"), (p.get("after") or "", "after")]
+    out: list[tuple[str, str]] = []
+    for text, role in runs:
+        if not text:
+            continue
+        previous = out[-1][0] if out else ""
+        if previous and not previous[-1].isspace() and not text[0].isspace() and role != "arrow" \
+                and out[-1][1] != "arrow":
+            out[-1] = (previous + "\n", out[-1][1])
+        out.append((text, role))
+    return out
+
+
+_SLACK_STYLE = {"removed": {"strike": True}, "added": {"bold": True}}
+
+
 def slack(message: Message) -> dict:
     """A Block Kit message."""
     passages, more = message.shown(SLACK_PASSAGES)
@@ -60,15 +83,8 @@ def slack(message: Message) -> dict:
         {"type": "section", "text": _plain(message.summary)},
     ]
     for p in passages:
-        parts = [{"type": "text", "text": p["before"]}] if p.get("before") else []
-        if p.get("removed"):
-            parts.append({"type": "text", "text": p["removed"], "style": {"strike": True}})
-        if p.get("removed") and p.get("added"):
-            parts.append({"type": "text", "text": " → "})
-        if p.get("added"):
-            parts.append({"type": "text", "text": p["added"], "style": {"bold": True}})
-        if p.get("after"):
-            parts.append({"type": "text", "text": p["after"]})
+        parts = [{"type": "text", "text": text, **({"style": _SLACK_STYLE[role]} if role in _SLACK_STYLE else {})}
+                 for text, role in passage_parts(p)]
         blocks.append({"type": "rich_text", "elements": [{"type": "rich_text_quote", "elements": parts}]})
     if more:
         blocks.append({"type": "context", "elements": [_plain(f"…{more} more changed passage{'s' * (more > 1)}")]})
