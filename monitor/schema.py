@@ -169,6 +169,8 @@ class SearchRun(Shape):
     first_version: int
     last_version: int
     appeared_in_change: int | None = Field(description="the change that made first_version")
+    appeared_as: str | None = Field(None, description="that change's kind (`first`, `added`, `edited`, ...; `restored` when "
+                                                      "the phrase came back with an earlier text")
     removed_in_change: int | None = Field(description="the change after last_version, if the phrase went away")
 
 

@@ -204,14 +204,16 @@ def test_search_finds_every_page_that_ever_said_a_phrase(ui, told):
     assert hit["versions"] == [1, 3, 4] and hit["present_now"] is True
     assert hit["runs"] == [
         {"first_version": 1, "last_version": 1, "appeared_in_change": told["by_kind"]["first"]["id"],
-         "removed_in_change": told["by_kind"]["removed"]["id"]},
+         "appeared_as": "first", "removed_in_change": told["by_kind"]["removed"]["id"]},
         {"first_version": 3, "last_version": 4, "appeared_in_change": told["by_kind"]["restored"]["id"],
-         "removed_in_change": None}]
+         "appeared_as": "restored", "removed_in_change": None}]
     assert "facial recognition and identification" in hit["snippet"]
 
     page = ui.get("/search", params={"q": "facial recognition"}).text
     assert "<mark>facial recognition</mark>" in page
     assert f'href="/changes/{told["by_kind"]["removed"]["id"]}">removed</a>' in page
+    # The passage came back with v3: the search page says so, not that it "appeared".
+    assert f'href="/changes/{told["by_kind"]["restored"]["id"]}">restored</a>' in page
     assert "No stored version of any page contains" in ui.get("/search", params={"q": "quantum teleportation"}).text
     assert ui.get("/api/search", params={"q": "pleased to announce"}).json()[0]["target"] == "press-release"
 

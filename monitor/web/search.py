@@ -52,7 +52,8 @@ def search(store: Store, texts: Texts, phrase: str) -> list[dict]:
         rows = list(conn.execute(select(Version.target_id, Version.id, Version.seq, Version.text_sha,
                                         Version.first_seen, Version.last_seen)
                                  .order_by(Version.target_id, Version.seq)))
-        made_by = dict(conn.execute(select(Change.to_version_id, Change.id)).all())
+        made_by = {to: (change, kind) for to, change, kind in
+                   conn.execute(select(Change.to_version_id, Change.id, Change.kind)).all()}
     found: dict[str, re.Match | None] = {}
     hits = []
     for target_id, group in groupby(rows, key=lambda r: r.target_id):
@@ -78,18 +79,19 @@ def search(store: Store, texts: Texts, phrase: str) -> list[dict]:
     return sorted(hits, key=lambda h: h["target"])
 
 
-def _runs(group: list, found: dict, made_by: dict[int, int]) -> list[dict]:
+def _runs(group: list, found: dict, made_by: dict[int, tuple[int, str]]) -> list[dict]:
     """Consecutive versions that contained the phrase, with the changes that began and ended each run."""
     runs: list[dict] = []
     previous = False
     for row in group:
         present = bool(found[row.text_sha])
+        change, kind = made_by.get(row.id, (None, None))
         if present and not previous:
-            runs.append({"first_version": row.seq, "last_version": row.seq,
-                         "appeared_in_change": made_by.get(row.id), "removed_in_change": None})
+            runs.append({"first_version": row.seq, "last_version": row.seq, "appeared_in_change": change,
+                         "appeared_as": kind, "removed_in_change": None})
         elif present:
             runs[-1]["last_version"] = row.seq
         elif previous:
-            runs[-1]["removed_in_change"] = made_by.get(row.id)
+            runs[-1]["removed_in_change"] = change
         previous = present
     return runs
