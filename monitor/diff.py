@@ -19,10 +19,11 @@ import time
 
 from diff_match_patch import diff_match_patch
 
+from . import words
+
 DELETE, EQUAL, INSERT = -1, 0, 1
 TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
 WORD = re.compile(r"\w")
-WORDS = re.compile(r"\w+")
 SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 LARGE = 4000  # units: above this, anchor with patience diff before dmp
 SMALL = 64
@@ -300,7 +301,7 @@ def _tidy(ops: list[list]) -> list[list]:
 
 
 def _count_words(text: str) -> int:
-    return len(WORDS.findall(text))
+    return words.count(text)
 
 
 def _stats(ops: list[list], old: list[str], new: list[str], moved: set[str]) -> dict:

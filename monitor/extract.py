@@ -31,6 +31,8 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import lxml.html
 from lxml import etree
 
+from . import words
+
 # Bump when the text this module produces for the same page changes; stored with each version so
 # a new extractor re-reads the previous capture instead of reporting its own change as an edit.
 EXTRACTOR_VERSION = 2
@@ -107,7 +109,8 @@ class Extracted:
 
     @property
     def word_count(self) -> int:
-        return sum(len(block.split()) for block in self.blocks)
+        """The words of the document the diff sees (title and blocks), counted as the diff counts."""
+        return sum(words.count(line) for line in self.lines)
 
 
 def parse_text(text: str) -> Extracted:

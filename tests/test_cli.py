@@ -128,3 +128,19 @@ def test_a_pass_shared_by_worker_processes_checks_each_target_once(server, works
         # each target checked exactly once per pass, by one process
         assert [(c["outcome"], c["count"]) for c in h["checks"]] == [
             ("changed" if name == "p4" else "unchanged", 1), ("first", 1)]
+
+
+def test_word_counts_agree_between_a_versions_history_and_its_changes(server, workspace):
+    """History, the change's stats (web page, API, alerts) and the versions count words one way."""
+    before = ["The U.S. agency's cloud — it's 2018-06-18: 3.5% faster, isn't it?", "A second, plain paragraph here.",
+              "Closing words of the post."]
+    server.set("/post", blog.post(before))
+    workspace.write_config(CONFIG.format(url=server.url("/post")))
+    workspace.run("check")
+    server.set("/post", blog.post([before[0], before[2]]))
+    workspace.run("check")
+    h = workspace.json("history", "post")
+    second, first = h["versions"]  # newest first
+    [change] = [c for c in h["changes"] if c["kind"] == "removed"]
+    assert (change["stats"]["words_before"], change["stats"]["words_after"]) == (first["words"], second["words"])
+    assert first["words"] - second["words"] == change["stats"]["words_removed"] == 5

@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-MODULES = ["monitor.addresses", "monitor.decoding", "monitor.detect", "monitor.diff", "monitor.pace"]
+MODULES = ["monitor.addresses", "monitor.decoding", "monitor.detect", "monitor.diff", "monitor.pace", "monitor.words"]
 
 
 @pytest.mark.parametrize("name", MODULES)
