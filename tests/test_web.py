@@ -520,9 +520,9 @@ def test_behind_a_proxy_at_base_urls_path_links_carry_the_prefix(server, workspa
 
 
 def test_config_changes_reach_the_pages_without_a_restart(ui, workspace, monkeypatch):
-    from monitor.web import app as web_app
+    from monitor.web import context as web_context
 
-    monkeypatch.setattr(web_app, "RELOAD_EVERY", 0.0)
+    monkeypatch.setattr(web_context, "RELOAD_EVERY", 0.0)
     workspace.write_config(workspace.config.read_text().replace('tags = ["acme"]', 'tags = ["acme", "newsroom"]'))
     os.utime(workspace.config, (1, 1))  # a different modification time, whatever the clock's resolution
     assert 'href="?tag=newsroom"' in ui.get("/").text

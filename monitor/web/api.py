@@ -9,34 +9,11 @@ from .. import report, schema
 from ..extract import parse_text
 from ..store import StoreError
 from . import queries
-from .app import web_of
+from .context import target_or_404, version_or_404, web_of
 from .search import search as search_texts
 
 router = APIRouter(tags=["history"], responses={404: {"model": schema.Error, "description": "not found"},
                                                  401: {"model": schema.Error, "description": "log in first"}})
-
-
-def parse_version(text: str) -> int:
-    """'3' or 'v3' -> 3."""
-    seq = text.lstrip("vV")
-    # ASCII digits only (str.isdigit also takes '١' or '３'), and few enough for int() to take.
-    if not (seq.isascii() and seq.isdigit()) or len(seq) > 30:
-        raise HTTPException(404, f"bad version {text!r}: use a number like 3 or v3")
-    return int(seq)
-
-
-def target_or_404(store, name: str):
-    try:
-        return queries.target(store, name)
-    except queries.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-
-
-def version_or_404(store, target, ref: str):
-    try:
-        return queries.version(store, target.id, parse_version(ref))
-    except queries.NotFound:
-        raise HTTPException(404, f"{target.name} has no version {ref}") from None
 
 
 @router.get("/targets", response_model=list[schema.Target], summary="Targets, as `monitor targets --json`")

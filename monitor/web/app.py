@@ -1,8 +1,6 @@
 """The ASGI app: pages, JSON API and feeds over the store. It only reads what the pipeline stored."""
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -10,87 +8,23 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
-from .. import config
 from ..config import Settings
-from ..report import iso
 from ..snapshots import SnapshotError
 from ..store import Store
-from . import render
+from . import api, captures, feeds, login, pages
 from .auth import Auth, Guard
+from .context import LiveSettings, Web, render_page, templates
 from .limits import BodyLimit
 from .texts import Texts
 
 HERE = Path(__file__).parent
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
-RELOAD_EVERY = 2.0  # seconds between looks at the config file's modification time
-
-
-class LiveSettings:
-    """The config as the UI reads it (tags, keywords, base_url), re-read when the file changes,
-    as the daemon does; a config with mistakes is ignored until fixed."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self._watch = config.FileWatch(settings.path)
-        self._looked = time.monotonic()
-
-    def get(self) -> Settings:
-        now = time.monotonic()
-        if now - self._looked >= RELOAD_EVERY:
-            self._looked = now
-            if self._watch.changed():
-                try:
-                    self.settings = config.load(self.settings.path)
-                except config.ConfigError:
-                    pass
-        return self.settings
-
-    def target(self, name: str):
-        """The configured target of that name, or None (no longer in the config)."""
-        return next((t for t in self.get().targets if t.name == name), None)
-
-    def keywords(self, name: str) -> list[str]:
-        target = self.target(name)
-        return list(target.keywords) if target else []
-
-
-@dataclass
-class Web:
-    """What every route needs, kept on app.state.web."""
-
-    store: Store
-    live: LiveSettings
-    texts: Texts
-    auth: Auth
-    env: Environment
-
-
-def web_of(request: Request) -> Web:
-    """What every route needs."""
-    return request.app.state.web
-
-
-def templates() -> Environment:
-    env = Environment(loader=PackageLoader("monitor.web", "templates"), autoescape=select_autoescape(("html", "xml")),
-                      trim_blocks=True, lstrip_blocks=True, auto_reload=False)
-    env.globals.update(t=render.time_tag, kind_titles=_kind_titles())
-    env.filters["iso"] = lambda when: iso(render.utc(when))
-    return env
-
-
-def _kind_titles() -> dict[str, str]:
-    from ..alerts.message import KIND_TITLES
-
-    return {**KIND_TITLES, "first": "First version", "rebaselined": "Rebaselined"}
 
 
 def create_app(settings: Settings, store: Store, auth: Auth | None = None) -> FastAPI:
-    from . import api, captures, feeds, login, pages
-
     auth = auth or Auth.from_settings(settings.monitor)
     app = FastAPI(title="monitor", version="1", openapi_url="/api/openapi.json", docs_url=None, redoc_url=None,
                   description="Read-only JSON API over the monitor's history: targets, versions, changes, word "
@@ -123,8 +57,6 @@ def _wants_json(request: Request) -> bool:
 
 
 def _page(request: Request, code: int, message: str, headers=None):
-    from .pages import render_page
-
     if _wants_json(request):
         return JSONResponse({"detail": message}, status_code=code, headers=headers)
     response = render_page(request, "error.html", code=code, message=message)

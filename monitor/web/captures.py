@@ -6,9 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ..fetch import decode
-from .api import target_or_404, version_or_404
-from .app import web_of
-from .pages import feed_links, render_page
+from .context import feed_links, render_page, target_or_404, version_or_404, web_of
 
 router = APIRouter(include_in_schema=False)
 

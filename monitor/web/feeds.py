@@ -18,8 +18,7 @@ from jinja2 import Environment
 from ..alerts.message import KIND_TITLES, keyword_hits
 from ..store import Store
 from . import queries
-from .api import target_or_404
-from .app import web_of
+from .context import target_or_404, web_of
 from .render import utc
 
 router = APIRouter(include_in_schema=False)

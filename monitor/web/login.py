@@ -6,9 +6,8 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
-from .app import web_of
 from .auth import CSRF_COOKIE, SESSION_COOKIE, SESSION_SECONDS, Blocked, client_key, cookies, local_path
-from .pages import render_page, root
+from .context import render_page, root, web_of
 
 router = APIRouter(include_in_schema=False)
 

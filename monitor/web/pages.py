@@ -1,65 +1,22 @@
 """The HTML pages. Server-rendered: they work without JavaScript."""
 from __future__ import annotations
 
-import secrets
 from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
 
 from ..alerts.message import keyword_hits
 from ..extract import parse_text
 from ..report import alert_list, site_list as sites_of
 from . import queries, render
-from .api import target_or_404, version_or_404
-from .app import web_of
-from .auth import CSRF_COOKIE, SESSION_COOKIE, cookies
+from .context import feed_links, render_page, target_or_404, version_or_404, web_of
 from .search import search as search_texts
 
 router = APIRouter(include_in_schema=False)
 
 PER_PAGE = 100
-
-
-def root(request: Request) -> str:
-    return request.scope.get("root_path", "")
-
-
-def feed_links(request: Request, target: str | None = None) -> list[dict]:
-    """<link rel="alternate"> for every page: the target's feeds first, when there is one."""
-    base = root(request)
-    links = []
-    if target:
-        for kind in ("atom", "rss"):
-            links.append({"type": f"application/{kind}+xml", "title": f"Changes to {target} ({kind.upper()})",
-                          "href": f"{base}/targets/{target}/changes.{kind}"})
-    for kind in ("atom", "rss"):
-        links.append({"type": f"application/{kind}+xml", "title": f"All changes ({kind.upper()})",
-                      "href": f"{base}/changes.{kind}"})
-    return links
-
-
-def render_page(request: Request, template: str, code: int = 200, alternates: list | None = None,
-                **context) -> HTMLResponse:
-    """A template rendered for this request: its feeds advertised (the global ones unless
-    `alternates` says otherwise), and a CSRF token for its forms when there is a login."""
-    web = web_of(request)
-    jar = cookies(request.headers)
-    csrf_cookie = jar.get(CSRF_COOKIE) or ""
-    new_cookie = web.auth.required and not csrf_cookie.isalnum()
-    if new_cookie:
-        csrf_cookie = secrets.token_hex(16)
-    html = web.env.get_template(template).render(
-        root=root(request), feeds=feed_links(request) if alternates is None else alternates,
-        logged_in=web.auth.required and SESSION_COOKIE in jar,
-        csrf=web.auth.csrf_token(csrf_cookie) if web.auth.required else "", **context)
-    response = HTMLResponse(html, status_code=code)
-    if new_cookie:
-        response.set_cookie(CSRF_COOKIE, csrf_cookie, httponly=True, samesite="strict", path="/",
-                            secure=request.url.scheme == "https")
-    return response
 
 
 # ---- dashboard and lists ------------------------------------------------------------------------
