@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import kinds
+
 DEFAULT_CONFIG = "targets.toml"
 DEFAULT_USER_AGENT = (
     "monitor/0.1 (web-change monitor for published pages; +https://github.com/monitor-project/monitor)"
@@ -169,13 +171,11 @@ class AddressPolicy(NamedTuple):
     allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
-EVENT_KINDS = ("first", "new_post", "added", "removed", "edited", "restored", "formatting", "gone", "error",
-               "recovered")
-Kind = Literal["first", "new_post", "added", "removed", "edited", "restored", "formatting", "gone", "error",
-               "recovered"]
+EVENT_KINDS = kinds.EVENTS
+Kind = Literal[kinds.EVENTS]  # (the names in monitor/kinds.py)
 # Off unless a channel lists them: a target's first capture, typography-only edits, and a site's new
 # posts (a busy blog would otherwise fill the channel with every post it publishes).
-DEFAULT_KINDS = tuple(k for k in EVENT_KINDS if k not in ("first", "formatting", "new_post"))
+DEFAULT_KINDS = kinds.DEFAULT_ALERTS
 
 
 class Channel(Strict):

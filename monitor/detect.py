@@ -116,6 +116,16 @@ def _joinable(ops: list[list], start: int, end: int) -> bool:
     return all(ops[k][0] == EQUAL for k in range(start, end)) and "\n" not in kept and len(kept.split()) <= 3
 
 
+def keyword_hits(keywords: list[str], passages: list[dict]) -> list[str]:
+    """The watched keywords found (case-insensitively) in removed or added text.
+
+    >>> keyword_hits(["Facial recognition", "drones"], [{"removed": "accelerate facial recognition", "added": ""}])
+    ['Facial recognition']
+    """
+    changed = " ".join(p.get("removed", "") + " " + p.get("added", "") for p in passages).lower()
+    return [k for k in keywords if k.lower() in changed]
+
+
 def score(stats: dict) -> float:
     """0..1: the share of the text that changed, lifted for whole paragraphs removed or added."""
     changed = stats["words_removed"] + stats["words_added"]

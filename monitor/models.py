@@ -104,7 +104,7 @@ class Change(SQLModel, table=True):
     target_id: int = Field(foreign_key="targets.id", index=True)
     from_version_id: int | None = Field(default=None, foreign_key="versions.id")
     to_version_id: int = Field(foreign_key="versions.id")
-    kind: str  # first | added | removed | edited | restored | formatting | rebaselined
+    kind: str  # one of kinds.CHANGES
     restored_version_id: int | None = Field(default=None, foreign_key="versions.id")
     detected_at: datetime = Field(default_factory=utcnow)
     summary: str = ""
@@ -134,7 +134,7 @@ class Event(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     target_id: int = Field(foreign_key="targets.id", index=True)
     change_id: int | None = Field(default=None, foreign_key="changes.id")
-    kind: str  # first | added | removed | edited | restored | gone | error | recovered
+    kind: str  # one of kinds.EVENTS
     created_at: datetime = Field(default_factory=utcnow)
     summary: str = ""
 

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from . import kinds
+
 UTC_TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
 
 
@@ -63,7 +65,7 @@ class Passage(Shape):
     after: str = Field(description="about a sentence of kept text after the change")
 
 
-ChangeKind = Literal["first", "added", "removed", "edited", "restored", "formatting", "rebaselined"]
+ChangeKind = Literal[kinds.CHANGES]  # (the names in monitor/kinds.py)
 
 
 class Change(Shape):
@@ -87,8 +89,7 @@ class TargetChange(Change):
 
 class Event(Shape):
     id: int
-    kind: Literal["first", "new_post", "added", "removed", "edited", "restored", "formatting", "gone", "error",
-                  "recovered"]
+    kind: Literal[kinds.EVENTS]
     created_at: str = _time()
     summary: str
     change_id: int | None

@@ -4,11 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-KIND_TITLES = {
-    "removed": "Removed", "added": "Added", "edited": "Edited", "restored": "Restored",
-    "gone": "Page gone", "error": "Check failing", "recovered": "Check recovered", "first": "Now watching",
-    "test": "Test alert", "new_post": "New post",
-}
+from .. import kinds
+from ..detect import keyword_hits
+
 PASSAGE_CHARS = 600  # longer removed/added text is cut with "…"
 
 
@@ -34,7 +32,7 @@ class Message:
 
     @property
     def title(self) -> str:
-        return f"{KIND_TITLES.get(self.kind, self.kind.title())}: {self.target}"
+        return f"{kinds.title(self.kind)}: {self.target}"
 
     @property
     def versions(self) -> str:
@@ -50,12 +48,6 @@ class Message:
 
 def _cut(text: str) -> str:
     return text if len(text) <= PASSAGE_CHARS else text[:PASSAGE_CHARS].rsplit(" ", 1)[0] + " …"
-
-
-def keyword_hits(keywords: list[str], passages: list[dict]) -> list[str]:
-    """The watched keywords found (case-insensitively) in removed or added text."""
-    changed = " ".join(p.get("removed", "") + " " + p.get("added", "") for p in passages).lower()
-    return [k for k in keywords if k.lower() in changed]
 
 
 def from_context(ctx: dict, base_url: str | None, keywords: list[str]) -> Message:

@@ -19,7 +19,8 @@ from ..config import Settings
 from ..models import Alert, utcnow
 from ..store import Store
 from .base import REGISTRY, DeliveryError, keep_out_of_logs, redact
-from .message import Message, from_context, keyword_hits
+from .message import Message, from_context
+from .routing import Router  # noqa: F401  (where the daemon finds it)
 from . import apprise_services, mail, slack, webhook  # noqa: F401  (they register themselves)
 
 log = logging.getLogger("monitor.alerts")
@@ -27,33 +28,6 @@ MAX_DELAY = 3600.0  # the longest retry delay
 SEND_TIMEOUT = 10.0  # a receiver's time to answer; also the least time a delivery pass gets
 MIN_PAUSE = 1.0  # the shortest pause of a channel that was throttled or did not answer
 BATCH = 100  # alerts read from the outbox at a time
-
-
-class Router:
-    """Which channels an event goes to, and whether it is marked priority."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.targets = {t.name: t for t in settings.targets}
-
-    def __call__(self, target_name: str, kind: str, stats: dict, passages: list,
-                 site: str | None = None) -> list[tuple[str, bool]]:
-        # A discovered post takes its alert settings (channels, keywords) from its site.
-        target = self.settings.site(site) if site else self.targets.get(target_name)
-        if target is None:
-            return []
-        hits = keyword_hits(target.keywords, passages)
-        changed = stats.get("words_removed", 0) + stats.get("words_added", 0)
-        routes = []
-        for name in self.settings.channels_of(target):
-            channel = self.settings.config.alerts[name]
-            if kind not in channel.kinds:
-                continue
-            always = kind == "restored" or (kind == "removed" and hits)
-            if stats and changed < channel.min_words and not always:
-                continue
-            routes.append((name, bool(hits)))
-        return routes
 
 
 def backoff(attempts: int, base: float) -> float:

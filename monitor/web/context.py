@@ -11,7 +11,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .. import config
+from .. import config, kinds
 from ..config import Settings
 from ..report import iso
 from ..store import Store
@@ -70,15 +70,11 @@ def web_of(request: Request) -> Web:
 def templates() -> Environment:
     env = Environment(loader=PackageLoader("monitor.web", "templates"), autoescape=select_autoescape(("html", "xml")),
                       trim_blocks=True, lstrip_blocks=True, auto_reload=False)
-    env.globals.update(t=render.time_tag, kind_titles=_kind_titles())
+    env.globals.update(t=render.time_tag, kind_title=kinds.title, edit_kinds=kinds.EDITS)
     env.filters["iso"] = lambda when: iso(render.utc(when))
     return env
 
 
-def _kind_titles() -> dict[str, str]:
-    from ..alerts.message import KIND_TITLES
-
-    return {**KIND_TITLES, "first": "First version", "rebaselined": "Rebaselined"}
 
 
 def parse_version(text: str) -> int:

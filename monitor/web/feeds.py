@@ -15,7 +15,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from jinja2 import Environment
 
-from ..alerts.message import KIND_TITLES, keyword_hits
+from .. import kinds
+from ..detect import keyword_hits
 from ..store import Store
 from . import queries
 from .context import target_or_404, web_of
@@ -56,12 +57,12 @@ def entries(env: Environment, store: Store, base: str, target_id: int | None, ke
         hits = keyword_hits(keywords_of(change.target_name), change.passages or [])
         out.append(Entry(
             id=link, link=link, updated=change.detected_at, summary=change.summary, kind=change.kind,
-            title=f"{KIND_TITLES.get(change.kind, change.kind)}: {change.target_name} ({versions})",
+            title=f"{kinds.title(change.kind)}: {change.target_name} ({versions})",
             html=piece.render(change=change, link=link, keywords=hits, versions=versions)))
     for event in queries.gone_events(store, target_id, limit=SIZE):
         link = f"{base}/targets/{event.target_name}"
         out.append(Entry(id=f"{link}#event-{event.id}", link=link, updated=event.created_at, kind="gone",
-                         title=f"{KIND_TITLES['gone']}: {event.target_name}", summary=event.summary,
+                         title=f"{kinds.title('gone')}: {event.target_name}", summary=event.summary,
                          html=piece.render(event=event, link=link)))
     out.sort(key=lambda e: utc(e.updated), reverse=True)
     return out[:SIZE]

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from ..alerts.message import keyword_hits
+from ..detect import keyword_hits
 from ..extract import parse_text
 from ..report import alert_list, site_list as sites_of
 from . import queries, render

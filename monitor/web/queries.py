@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import select
 
+from .. import kinds
 from ..models import Alert, Change, Check, Event, Target, Version
 from ..store import Store
 
@@ -18,7 +19,7 @@ TARGET = tuple(Target.__table__.columns)
 VERSION = tuple(Version.__table__.columns)
 CHANGE = tuple(Change.__table__.columns)
 # What a reviewer reads: not first versions, typography-only changes or re-extractions.
-EDITS = ("added", "removed", "edited", "restored")
+EDITS = kinds.EDITS
 PROBLEMS = ("error", "gone", "recovered")  # events that are no change
 # The largest id or number a row can have (a 64-bit SQL integer): a larger one from a URL names
 # nothing, and the database driver would refuse it rather than find nothing.

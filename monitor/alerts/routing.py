@@ -1,0 +1,33 @@
+"""Which alert channels an event goes to: what the store asks while it records an event (so a
+check pass needs no channel's sending code, nor its imports)."""
+from __future__ import annotations
+
+from ..config import Settings
+from ..detect import keyword_hits
+
+
+class Router:
+    """Which channels an event goes to, and whether it is marked priority."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.targets = {t.name: t for t in settings.targets}
+
+    def __call__(self, target_name: str, kind: str, stats: dict, passages: list,
+                 site: str | None = None) -> list[tuple[str, bool]]:
+        # A discovered post takes its alert settings (channels, keywords) from its site.
+        target = self.settings.site(site) if site else self.targets.get(target_name)
+        if target is None:
+            return []
+        hits = keyword_hits(target.keywords, passages)
+        changed = stats.get("words_removed", 0) + stats.get("words_added", 0)
+        routes = []
+        for name in self.settings.channels_of(target):
+            channel = self.settings.config.alerts[name]
+            if kind not in channel.kinds:
+                continue
+            always = kind == "restored" or (kind == "removed" and hits)
+            if stats and changed < channel.min_words and not always:
+                continue
+            routes.append((name, bool(hits)))
+        return routes
