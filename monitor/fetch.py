@@ -24,7 +24,9 @@ import httpx
 from .addresses import AddressRefused, Policy, address_class, literal
 from .config import MonitorSettings
 from .decoding import ACCEPT_ENCODING, BodyDecoder, DecodeError, binary_kind, decode
+from .lease import MAX_WAIT
 from .robots import ROBOTS_MAX_BYTES, RobotsCache, Rules
+from .times import iso
 from .transport import POLICY, GuardedTransport
 
 __all__ = ["Fetcher", "FetchResult", "FetchError", "decode", "retry_after"]
@@ -38,7 +40,7 @@ ORIGIN_TTL = 60.0  # seconds an origin host's resolved address classes are reuse
 # A host that asks us to back off (429, or 503 with Retry-After) is paused as a whole. A fetch
 # waits for a pause up to MAX_WAIT; a longer one ends the fetch at once with `deferred_until`, so
 # a check pass is not held up for an hour by one site.
-MAX_WAIT = 60.0
+# MAX_WAIT comes from monitor/lease.py: a claim's lease must outlast the longest wait.
 BACKOFF_429 = 30.0  # pause after a 429 without Retry-After; doubles with each consecutive 429
 MAX_BACKOFF_429 = 3600.0
 MAX_PAUSE = 86400.0  # a larger Retry-After (or a date years ahead) is read as one day
@@ -95,10 +97,6 @@ def retry_after(value: str | None, now: datetime | None = None) -> float | None:
         when = when.replace(tzinfo=timezone.utc)
     seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
     return min(max(0.0, seconds), MAX_PAUSE)
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -247,7 +245,7 @@ class Fetcher:
 
     def _check_pause(self, host: _Host) -> None:
         if host.resume - time.monotonic() > MAX_WAIT:
-            raise FetchError(f"host asked us to wait ({host.why}) until {_iso(host.resume_at)}; not fetched",
+            raise FetchError(f"host asked us to wait ({host.why}) until {iso(host.resume_at)}; not fetched",
                              deferred_until=host.resume_at)
 
     @asynccontextmanager
@@ -298,7 +296,7 @@ class Fetcher:
             host.resume = now + wait
             host.resume_at = datetime.now(timezone.utc) + timedelta(seconds=wait)
             host.why = why
-        return FetchError(f"host asked us to wait ({why}) until {_iso(host.resume_at)}", retry=wait <= MAX_WAIT,
+        return FetchError(f"host asked us to wait ({why}) until {iso(host.resume_at)}", retry=wait <= MAX_WAIT,
                           status=status, deferred_until=host.resume_at)
 
     # ---- robots.txt -----------------------------------------------------------------------

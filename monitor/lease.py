@@ -19,6 +19,7 @@ import time
 log = logging.getLogger("monitor.lease")
 
 MIN_LEASE = 120.0  # seconds
+MAX_WAIT = 60.0  # seconds a fetch waits out a host's pause (monitor/fetch.py); a claim outlasts it
 
 
 def _start_time(pid: int) -> str | None:
@@ -68,8 +69,6 @@ def length(monitor) -> float:
     even when a renewal comes late (a busy database, a long parse); a process that died on
     another host blocks its targets for at most this long. Defaults: 3 x 30 s + 7 s + 60 s,
     doubled: about 5 minutes."""
-    from .fetch import MAX_WAIT  # (not at import: the store, and so every command, imports this module)
-
     attempts = monitor.retries + 1
     one_check = attempts * monitor.timeout + monitor.retry_backoff * (2 ** attempts - 1) + MAX_WAIT
     return max(MIN_LEASE, 2 * one_check)

@@ -2,16 +2,11 @@
 web API; monitor/schema.py describes them) and terminal text."""
 from __future__ import annotations
 
-from datetime import datetime
-
 from .diff import DELETE, INSERT, diff_blocks
 from .extract import parse_text
 from .models import Alert, Change, Check, Event, Target, Version
 from .store import Store
-
-
-def iso(when: datetime | None) -> str | None:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+from .times import iso
 
 
 def target_dict(target: Target, versions: int = 0, changes: int = 0, site: str | None = None) -> dict:
@@ -176,7 +171,7 @@ def diff_dict(name: str, old: Version, new: Version, result: dict) -> dict:
 
 def show_dict(name: str, version: Version, doc) -> dict:
     """`monitor show --json`: one version's extracted text (doc: extract.parse_text's result)."""
-    return {"target": name, "version": version.seq, "first_seen": version.first_seen.isoformat(),
+    return {"target": name, "version": version.seq, "first_seen": iso(version.first_seen),
             "title": doc.title, "blocks": doc.blocks}
 
 

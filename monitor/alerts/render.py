@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from ..times import iso
 from .message import Message
 
 SLACK_PASSAGES = 5
@@ -103,7 +104,6 @@ def slack(message: Message) -> dict:
 
 def payload(message: Message) -> dict:
     """The webhook's JSON document (documented in the README)."""
-    iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else None  # noqa: E731
     return {
         "alert_id": message.alert_id,
         "kind": message.kind,

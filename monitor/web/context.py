@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .. import config, kinds
 from ..config import Settings
-from ..report import iso
+from ..times import iso
 from ..store import Store
 from . import queries, render
 from .auth import CSRF_COOKIE, SESSION_COOKIE, Auth, cookies

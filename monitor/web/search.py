@@ -15,7 +15,7 @@ from itertools import groupby
 from sqlmodel import select
 
 from ..models import Change, Target, Version
-from ..report import iso
+from ..times import iso
 from ..store import Store
 from .texts import Texts
 
