@@ -421,6 +421,12 @@ class Settings:
     def site(self, name: str) -> Site | None:
         return next((s for s in self.sites if s.name == name), None)
 
+    def watch(self, name: str, site: str | None = None) -> Watch | None:
+        """The one answer to "which settings apply to this target" (keywords, channels, rules):
+        its [[targets]] entry, or for a discovered post the [[sites]] entry it belongs to."""
+        target = next((t for t in self.targets if t.name == name), None)
+        return target if target is not None or site is None else self.site(site)
+
     @property
     def database_url(self) -> str:
         return resolve_database_url(self.monitor.database, self.base_dir)

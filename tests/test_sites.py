@@ -189,6 +189,38 @@ url = "{receiver.url('/hook')}"
     assert WORDS in workspace.run("show", "corp-azure-gov-2018").output
 
 
+def test_a_sites_keywords_apply_to_its_posts_in_alerts_pages_and_feeds(workspace, blog, receiver):
+    """One answer to "which settings apply": a post's alert names the site's keyword it touched
+    (not just a priority flag), and the change page and feeds mark it."""
+    import story
+
+    channels = f'''
+[alerts.newsroom]
+type = "webhook"
+url = "{receiver.url('/hook')}"
+'''
+    blog.in_feed = {"azure-gov-2018"}
+    workspace.write_config(config(blog, sitemaps=(), channels=channels,
+                                  site_extra='alerts = ["newsroom"]\nkeywords = ["facial recognition"]'))
+    workspace.run("check")
+    blog.posts["azure-gov-2018"].paragraphs = paragraphs("Azure")
+    blog.publish()
+    workspace.run("check")
+    [alert] = receiver.delivered("/hook")
+    assert alert["kind"] == "removed" and alert["priority"] is True
+    assert alert["keywords"] == ["facial recognition"]
+    ui = story.UI(workspace)
+    try:
+        changes = ui.get("/api/changes", params={"target": "corp-azure-gov-2018"}).json()
+        change_id = [c for c in changes if c["kind"] == "removed"][0]["id"]
+        page = ui.get(f"/changes/{change_id}").text
+        assert "<mark>facial recognition</mark>" in page
+        feed = ui.get("/targets/corp-azure-gov-2018/changes.atom").text
+        assert "keywords: facial recognition" in feed
+    finally:
+        ui.close()
+
+
 def test_a_post_moved_to_a_new_url_stays_one_target(workspace, blog, receiver):
     channels = f"""
 [alerts.newsroom]

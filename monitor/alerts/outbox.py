@@ -161,9 +161,9 @@ class Outbox:
             self.store.mark_alert(alert.id, "failed", utcnow(), f"alert channel {alert.channel!r} is no longer configured")
             return "failed"
         ctx = self.store.alert_context(alert)
-        target = self.settings.config.targets
-        keywords = next((t.keywords for t in target if t.name == ctx["target"].name), [])
-        message = from_context(ctx, self.settings.monitor.base_url, keywords)
+        row = ctx["target"]
+        watch = self.settings.watch(row.name, self.store.site_names().get(row.site_id) if row.site_id else None)
+        message = from_context(ctx, self.settings.monitor.base_url, watch.keywords if watch else [])
         self.store.sending(alert.id)
         try:
             await sender.send(message)

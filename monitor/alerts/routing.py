@@ -11,12 +11,10 @@ class Router:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.targets = {t.name: t for t in settings.targets}
 
     def __call__(self, target_name: str, kind: str, stats: dict, passages: list,
                  site: str | None = None) -> list[tuple[str, bool]]:
-        # A discovered post takes its alert settings (channels, keywords) from its site.
-        target = self.settings.site(site) if site else self.targets.get(target_name)
+        target = self.settings.watch(target_name, site)
         if target is None:
             return []
         hits = keyword_hits(target.keywords, passages)

@@ -46,9 +46,10 @@ class LiveSettings:
         """The configured target of that name, or None (no longer in the config)."""
         return next((t for t in self.get().targets if t.name == name), None)
 
-    def keywords(self, name: str) -> list[str]:
-        target = self.target(name)
-        return list(target.keywords) if target else []
+    def keywords(self, name: str, site: str | None = None) -> list[str]:
+        """The keywords of a target, or of the site a discovered post belongs to."""
+        watch = self.get().watch(name, site)
+        return list(watch.keywords) if watch else []
 
 
 @dataclass
@@ -60,6 +61,12 @@ class Web:
     texts: Texts
     auth: Auth
     env: Environment
+
+
+def keywords_of(web: "Web", target) -> list[str]:
+    """The keywords that apply to a target row (a discovered post: its site's)."""
+    site = web.store.site_names().get(target.site_id) if target.site_id else None
+    return web.live.keywords(target.name, site)
 
 
 def web_of(request: Request) -> Web:

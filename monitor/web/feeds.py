@@ -54,7 +54,7 @@ def entries(env: Environment, store: Store, base: str, target_id: int | None, ke
         versions = (f"v{seq(change.from_version_id)} → v{seq(change.to_version_id)}"
                     if change.from_version_id else f"v{seq(change.to_version_id)}")
         link = f"{base}/changes/{change.id}"
-        hits = keyword_hits(keywords_of(change.target_name), change.passages or [])
+        hits = keyword_hits(keywords_of(change.target_name, change.target_site_id), change.passages or [])
         out.append(Entry(
             id=link, link=link, updated=change.detected_at, summary=change.summary, kind=change.kind,
             title=f"{kinds.title(change.kind)}: {change.target_name} ({versions})",
@@ -86,7 +86,8 @@ def _feed(request: Request, kind: str, name: str | None) -> Response:
     web = web_of(request)
     target_id = target_or_404(web.store, name).id if name else None
     base = (web.live.get().monitor.base_url or str(request.base_url)).rstrip("/")
-    items = entries(web.env, web.store, base, target_id, web.live.keywords)
+    sites = web.store.site_names()
+    items = entries(web.env, web.store, base, target_id, lambda name, site_id: web.live.keywords(name, sites.get(site_id)))
     page_url = f"{base}/targets/{name}" if name else f"{base}/"
     self_url = f"{base}/targets/{name}/changes.{kind}" if name else f"{base}/changes.{kind}"
     title = f"monitor: changes to {name}" if name else "monitor: all changes"

@@ -11,7 +11,7 @@ from ..detect import keyword_hits
 from ..extract import parse_text
 from ..report import alert_list, site_list as sites_of
 from . import queries, render
-from .context import feed_links, render_page, target_or_404, version_or_404, web_of
+from .context import feed_links, keywords_of, render_page, target_or_404, version_or_404, web_of
 from .search import search as search_texts
 
 router = APIRouter(include_in_schema=False)
@@ -133,7 +133,7 @@ def change(request: Request, change_id: int, view: str = "inline"):
         raise HTTPException(404, str(exc)) from None
     c = detail.change
     old, new = detail.version(c.from_version_id), detail.version(c.to_version_id)
-    keywords = web.live.keywords(detail.target.name)
+    keywords = keywords_of(web, detail.target)
     return render_page(request, "change.html", alternates=feed_links(request, detail.target.name), detail=detail,
                        change=c, target=detail.target, old=old, new=new,
                        restored=detail.version(c.restored_version_id), diff=diff_view(web, old, new, view),
@@ -152,7 +152,7 @@ def compare(request: Request, name: str, from_: str | None = Query(None, alias="
     old = version_or_404(web.store, row, from_) if from_ else (latest[1] if len(latest) > 1 else None)
     if old is not None and old.seq > new.seq:
         old, new = new, old
-    keywords = web.live.keywords(name)
+    keywords = keywords_of(web, row)
     return render_page(request, "compare.html", alternates=feed_links(request, name), target=row, old=old, new=new,
                        newest=latest[0].seq, diff=diff_view(web, old, new, view) if old else None,
                        mark=render.Marker(keywords))
@@ -166,4 +166,4 @@ def version(request: Request, name: str, version: str):
     doc = parse_text(web.texts.text(v.text_sha))
     return render_page(request, "version.html", alternates=feed_links(request, name), target=row, version=v, doc=doc,
                        newest=queries.latest_versions(web.store, row.id, 1)[0].seq,
-                       mark=render.Marker(web.live.keywords(name)))
+                       mark=render.Marker(keywords_of(web, row)))

@@ -110,7 +110,8 @@ def changes(store: Store, target_id: int | None = None, kinds: tuple[str, ...] |
             before: int | None = None, limit: int | None = 50) -> ChangeList:
     """Changes newest first (all targets, or one), optionally of some kinds, older than id `before`;
     at most `limit` of them (None: all)."""
-    query = (select(*CHANGE, Target.name.label("target_name")).join(Target, Target.id == Change.target_id)
+    query = (select(*CHANGE, Target.name.label("target_name"), Target.site_id.label("target_site_id"))
+             .join(Target, Target.id == Change.target_id)
              .order_by(Change.id.desc()))
     if limit is not None:
         query = query.limit(limit + 1)
