@@ -712,7 +712,7 @@ def benchmark(root: Path, posts: int, daemon_seconds: float, robots: bool, publi
         discovery = run_measured(monitor + ["sites", "--discover", *cfg], logs, "discovery", server,
                                  cwd=REPO_ROOT, env=env)
         found = post_counts(work)
-        discovery_line = _line(discovery.stdout, rf"^{SITE}: \d+ posts listed.*$")
+        discovery_line = _line(discovery.stdout, rf"^{SITE}: [\d,]+ posts? listed.*$")
         log(f"discovery: {discovery.wall_s:.2f} s, {discovery.peak_rss_bytes / MB:.1f} MB, "
             f"{found['targets']} targets ({discovery_line})")
         if found["targets"] != posts:
@@ -725,7 +725,7 @@ def benchmark(root: Path, posts: int, daemon_seconds: float, robots: bool, publi
         log(f"first check pass (monitor check) over {found['targets']} posts ...")
         check = run_measured(monitor + ["check", *cfg], logs, "check", server, cwd=REPO_ROOT, env=env)
         after_check = post_counts(work)
-        check_line = _line(check.stdout, r"^checked \d+ targets:.*$")
+        check_line = _line(check.stdout, r"^checked [\d,]+ targets?:.*$")
         log(f"check pass: {check.wall_s:.1f} s, {check.peak_rss_bytes / MB:.1f} MB ({check_line})")
         if after_check["with_version"] != found["targets"]:
             warnings.append(f"after the check pass {after_check['with_version']} of {found['targets']} "
@@ -748,13 +748,13 @@ def benchmark(root: Path, posts: int, daemon_seconds: float, robots: bool, publi
         daemon_checked = checked_since(work, daemon_start)
         daemon_discovered = after["discoveries"] - before["discoveries"]
         # Logged at INFO when it found new posts; a quiet discovery may be logged at DEBUG only.
-        daemon_line = _line(daemon.stderr, rf"{SITE}: (?:\d+ posts listed|feeds and sitemaps unchanged).*$")
+        daemon_line = _line(daemon.stderr, rf"{SITE}: (?:[\d,]+ posts? listed|feeds and sitemaps unchanged).*$")
         log(f"daemon: peak {max(daemon.peak_rss_bytes, daemon.vm_hwm_bytes or 0) / MB:.1f} MB, "
             f"{daemon_checked} posts checked, {daemon_discovered} discoveries")
         if daemon_discovered < 1:
             warnings.append("the daemon did not run the site's discovery, though it was due")
-        new_posts = re.match(rf"{SITE}: \d+ posts listed, (\d+) new", daemon_line or "")
-        if (publish and not new_posts) or (new_posts and int(new_posts.group(1)) != (1 if publish else 0)):
+        new_posts = re.match(rf"{SITE}: [\d,]+ posts? listed, ([\d,]+) new", daemon_line or "")
+        if (publish and not new_posts) or (new_posts and int(new_posts.group(1).replace(",", "")) != (1 if publish else 0)):
             warnings.append(f"the daemon's discovery said {daemon_line!r}, expected "
                             f"{1 if publish else 0} new")
         if daemon_checked > planned + 5:

@@ -11,6 +11,7 @@ import sys
 import click
 
 from . import config as config_module
+from .words import plural
 
 EXIT_CONFIG = 2
 
@@ -23,14 +24,29 @@ def _settings(path: str | None) -> config_module.Settings:
         sys.exit(EXIT_CONFIG)
 
 
-def with_config(func):
-    """Every command takes --config (default ./targets.toml or $MONITOR_CONFIG)."""
+CONFIG_HELP = "Path to targets.toml (default: ./targets.toml, or $MONITOR_CONFIG)."
+VERBOSE_HELP = "More logging (-vv for debug)."
 
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                  help="Path to targets.toml (default: ./targets.toml, or $MONITOR_CONFIG).")
+
+def _verbosity(verbose: int) -> None:
+    """Log warnings and up, -v info, -vv debug; libraries speak only of problems unless -vv."""
+    logging.getLogger().setLevel(logging.WARNING - 10 * verbose)
+    for name in ("alembic", "apscheduler", "httpx", "httpcore", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.WARNING if verbose < 2 else logging.NOTSET)
+
+
+def with_config(func):
+    """Every command takes --config (default ./targets.toml or $MONITOR_CONFIG) and -v, before or
+    after the command's name, as git-style tools do."""
+
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help=CONFIG_HELP)
+    @click.option("-v", "--verbose", "command_verbose", count=True, help=VERBOSE_HELP)
     @functools.wraps(func)
-    def wrapper(*args, config_path=None, **kwargs):
-        settings = _settings(config_path)
+    def wrapper(*args, config_path=None, command_verbose=0, **kwargs):
+        group = click.get_current_context().find_root().obj or {}
+        if command_verbose:
+            _verbosity(group.get("verbose", 0) + command_verbose)
+        settings = _settings(config_path or group.get("config"))
         try:
             return func(*args, settings=settings, **kwargs)
         except config_module.ConfigError as exc:  # found only against the database, e.g. a name clash
@@ -80,14 +96,15 @@ def _fail(message: str, code: int = 1):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
-def main(verbose: int) -> None:
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help=CONFIG_HELP)
+@click.version_option(package_name="monitor", prog_name="monitor", message="%(prog)s %(version)s")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, config_path: str | None) -> None:
     """Watch published pages for quiet edits: every version kept, word diffs, removals and restores."""
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if verbose < 2:  # libraries speak only of problems unless asked (-vv)
-        for name in ("alembic", "apscheduler", "httpx", "httpcore", "uvicorn.access"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    ctx.obj = {"verbose": verbose, "config": config_path}
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _verbosity(verbose)
 
 
 @main.command()
@@ -101,7 +118,7 @@ def check(settings, names, discover, due) -> None:
     and printed); 1 when the database or disk did not take every result; 2 for a bad config or a
     database that cannot be opened."""
     from .app import discover_due, due_names, run_pass
-    from .check import SKIPPED
+    from .results import SKIPPED
 
     store = _store(settings)
     results, problems = [], []
@@ -128,9 +145,10 @@ def check(settings, names, discover, due) -> None:
             click.echo(result.line())
     skipped = counts.pop(SKIPPED, 0)
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    click.echo(f"checked {len(results) - skipped} targets: {summary or ('stopped' if problems else 'nothing to do')}")
+    click.echo(f"checked {plural(len(results) - skipped, 'target')}: "
+               f"{summary or ('stopped' if problems else 'nothing to do')}")
     if skipped:
-        click.echo(f"skipped {skipped} target{'s' * (skipped != 1)} being checked by another process")
+        click.echo(f"skipped {plural(skipped, 'target')} being checked by another process")
     if settings.config.alerts:
         problems += _deliver(settings, wait=settings.monitor.alert_wait)
     problems += [r.unsaved for r in results if r.unsaved]
@@ -384,11 +402,11 @@ def sites(settings, as_json, discover) -> None:
     if not rows:
         return click.echo("no sites (add one with `monitor add URL --site`, or a [[sites]] entry)")
     for r in rows:
-        click.echo(f"{r['name']}: {r['posts']} posts ({r['unchecked']} not checked yet, {r['gone']} gone, "
+        click.echo(f"{r['name']}: {plural(r['posts'], 'post')} ({r['unchecked']} not checked yet, {r['gone']} gone, "
                    f"{r['duplicates']} duplicate URLs folded); discovery {r['status']}, last "
                    f"{r['last_discovery'] or 'never'}, next {r['next_discovery'] or 'now'}")
         for source in r["sources"]:
-            state = f"error: {source['error']}" if source["error"] else f"{source['urls'] or 0} URLs"
+            state = f"error: {source['error']}" if source["error"] else plural(source['urls'] or 0, 'URL')
             click.echo(f"  {source['url']}: {state}")
 
 
@@ -418,10 +436,12 @@ def history(settings, name, as_json, checks) -> None:
         return _emit_json(data)
     t = data["target"]
     click.echo(f"{t['name']}  {t['url']}")
-    click.echo(f"status {t['status']}, {t['versions']} versions, {t['changes']} changes, last check {t['last_check']}")
+    click.echo(f"status {t['status']}, {plural(t['versions'], 'version')}, {plural(t['changes'], 'change')}, "
+               f"last check {t['last_check']}")
     if t["last_error"]:
         click.echo(f"last error: {t['last_error']}")
-    click.echo("\nchanges:")
+    if data["changes"]:
+        click.echo("\nchanges:")
     for c in data["changes"]:
         arrow = f"v{c['from_version']} → v{c['to_version']}" if c["from_version"] else f"v{c['to_version']}"
         click.echo(f"  {c['detected_at']}  {arrow:<10} {c['kind']:<9} {c['summary']}")
@@ -433,7 +453,15 @@ def history(settings, name, as_json, checks) -> None:
     click.echo("\nversions:")
     for v in data["versions"]:
         click.echo(f"  v{v['version']:<3} first {v['first_seen']}  last {v['last_seen']}  seen {v['times_seen']}×  "
-                   f"{v['words']} words  {v['text_sha256'][:12]}")
+                   f"{plural(v['words'], 'word')}  {v['text_sha256'][:12]}")
+    if data["checks"]:
+        click.echo(f"\nchecks (newest {len(data['checks'])}):")
+    for c in data["checks"]:
+        when = f"{c['at']} – {c['until']}" if c["count"] > 1 else c["at"]
+        found = f" v{c['version']}" if c["version"] else ""
+        status = f" HTTP {c['http_status']}" if c["http_status"] else ""
+        times = f" ×{c['count']}" if c["count"] > 1 else ""
+        click.echo(f"  {when}  {c['outcome']}{times}{found}{status}" + (f"  {c['error']}" if c["error"] else ""))
 
 
 @contextlib.contextmanager
@@ -541,8 +569,9 @@ def add(url, site, name, config_path) -> None:
     config, a name already taken or a URL already watched (the file is then unchanged)."""
     from . import add as adding
 
+    path = config_path or (click.get_current_context().find_root().obj or {}).get("config")
     try:
-        click.echo(adding.add(config_module.config_path(config_path), url, site=site, name=name))
+        click.echo(adding.add(config_module.config_path(path), url, site=site, name=name))
     except adding.AddError as exc:
         _fail(str(exc), exc.exit_code)
 

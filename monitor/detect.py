@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .diff import DELETE, EQUAL, INSERT
+from .words import plural
 
 CONTEXT_CHARS = 160
 MAX_PASSAGES = 50
@@ -51,10 +52,6 @@ class Verdict:
     score: float
     passages: list[dict] = field(default_factory=list)
     restored: Earlier | None = None
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _quote(text: str, limit: int = QUOTE_CHARS) -> str:
@@ -142,29 +139,29 @@ def summarise(kind: str, stats: dict, found: list[dict], restored: Earlier | Non
     if kind == "restored" and restored:
         head = f"restored version {restored.seq} (first seen {restored.first_seen:%Y-%m-%d %H:%M} UTC)"
         if added:
-            return f"{head}: {_plural(added, 'word')} back: {_quote(first_added)}"
+            return f"{head}: {plural(added, 'word')} back: {_quote(first_added)}"
         return head
     if stats.get("blocks_moved") and stats["blocks_moved"] * 2 >= stats["blocks_removed"] + stats["blocks_added"] > 0:
-        return f"moved {_plural(stats['blocks_moved'], 'paragraph')}: {_quote(first_added)}"
+        return f"moved {plural(stats['blocks_moved'], 'paragraph')}: {_quote(first_added)}"
     if kind == "removed":
         blocks = stats["blocks_removed"]
-        what = f"{_plural(blocks, 'paragraph')}, {_plural(removed, 'word')}" if blocks else _plural(removed, "word")
+        what = f"{plural(blocks, 'paragraph')}, {plural(removed, 'word')}" if blocks else plural(removed, "word")
         return f"removed {what}: {_quote(first_removed)}"
     if kind == "added":
         blocks = stats["blocks_added"]
-        what = f"{_plural(blocks, 'paragraph')}, {_plural(added, 'word')}" if blocks else _plural(added, "word")
+        what = f"{plural(blocks, 'paragraph')}, {plural(added, 'word')}" if blocks else plural(added, "word")
         return f"added {what}: {_quote(first_added)}"
     if not removed and not added:
         return "changed punctuation or symbols"
     if len(found) == 1 and first_removed and first_added:
         return f"edited: {_quote(first_removed, 60)} → {_quote(first_added, 60)}"
-    return (f"edited {_plural(len(found), 'place')}: {_plural(removed, 'word')} removed, "
-            f"{_plural(added, 'word')} added: {_quote(first_removed or first_added, 60)}")
+    return (f"edited {plural(len(found), 'place')}: {plural(removed, 'word')} removed, "
+            f"{plural(added, 'word')} added: {_quote(first_removed or first_added, 60)}")
 
 
 def first_version(words: int) -> dict:
     """The change record of a target's first version."""
-    return {"kind": "first", "summary": f"first version: {_plural(words, 'word')}", "score": 0.0,
+    return {"kind": "first", "summary": f"first version: {plural(words, 'word')}", "score": 0.0,
             "stats": {}, "passages": [], "alert": True}
 
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from . import discover
 from .config import Post, Settings, Site
 from .fetch import Fetcher
+from .words import plural
 from .models import utcnow
 from .store import Store, TargetState
 
@@ -42,13 +43,13 @@ class Discovery:
     def line(self) -> str:
         if not self.found and self.unchanged and not self.errors and not self.skipped_hosts:
             return f"{self.site}: feeds and sitemaps unchanged"
-        text = f"{self.site}: {self.found} posts listed, {len(self.new)} new"
+        text = f"{self.site}: {plural(self.found, 'post')} listed, {len(self.new):,} new"
         if self.adopted:
             text += f", {self.adopted} watched again (with their history)"
         if self.skipped_robots:
             text += f", {self.skipped_robots} not watched (robots.txt)"
         if self.skipped_hosts:
-            text += f", skipped {self.skipped_hosts} URLs on other hosts"
+            text += f", skipped {plural(self.skipped_hosts, 'URL')} on other hosts"
         return text + "".join(f"\n  error: {e}" for e in self.errors)
 
 

@@ -18,3 +18,12 @@ WORD = re.compile(r"\w+")
 
 def count(text: str) -> int:
     return len(WORD.findall(text))
+
+
+def plural(n: int, noun: str) -> str:
+    """A count with its noun, as people write it.
+
+    >>> plural(1, "target"), plural(2, "post"), plural(10000, "URL")
+    ('1 target', '2 posts', '10,000 URLs')
+    """
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 import blog
+from click.testing import CliRunner
+
+from monitor.cli import main
 
 CONFIG = """
 [monitor]
@@ -103,7 +106,7 @@ def test_module_entry_point_and_env_config(server, workspace, tmp_path):
     result = subprocess.run([sys.executable, "-m", "monitor", "check"], capture_output=True, text=True,
                             env=dict(env, PYTHONPATH=str(ROOT)), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "checked 1 targets: 1 first" in result.stdout
+    assert "checked 1 target: 1 first" in result.stdout
 
 
 def test_a_pass_shared_by_worker_processes_checks_each_target_once(server, workspace):
@@ -144,3 +147,28 @@ def test_word_counts_agree_between_a_versions_history_and_its_changes(server, wo
     [change] = [c for c in h["changes"] if c["kind"] == "removed"]
     assert (change["stats"]["words_before"], change["stats"]["words_after"]) == (first["words"], second["words"])
     assert first["words"] - second["words"] == change["stats"]["words_removed"] == 5
+
+
+def test_version_and_options_on_either_side_of_the_command(server, workspace):
+    server.set("/post", blog.post())
+    workspace.write_config(CONFIG.format(url=server.url("/post")))
+    from importlib.metadata import version
+
+    assert workspace.run("--version", expect=0).output.strip() == f"monitor {version('monitor')}"
+    # git-style: global options before the command name, or after it.
+    before = CliRunner().invoke(main, ["--config", str(workspace.config), "-v", "check"], catch_exceptions=False)
+    assert before.exit_code == 0 and "checked 1 target: 1 first" in before.output
+    after = workspace.run("check", "-v")
+    assert after.exit_code == 0 and "checked 1 target: 1 unchanged" in after.output
+
+
+def test_history_text_lists_checks_and_no_empty_headings(server, workspace):
+    server.set("/post", blog.post())
+    workspace.write_config(CONFIG.format(url=server.url("/post")))
+    workspace.run("check")
+    text = workspace.run("history", "post").output
+    assert "status ok, 1 version, 0 changes," in text  # edits only: the first capture is not one
+    assert "checks (newest 1):" in text and " first v1 HTTP 200" in text
+    workspace.run("check")
+    text = workspace.run("history", "post", "--checks", "5").output
+    assert " unchanged" in text and " first v1 HTTP 200" in text

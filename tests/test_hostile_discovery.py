@@ -90,7 +90,7 @@ def test_the_largest_sitemap_the_protocol_allows_is_discovered_whole(workspace, 
 
     out = discover_within_budget(workspace)
 
-    assert "corp: 50000 posts listed, 50000 new" in out
+    assert "corp: 50,000 posts listed, 50,000 new" in out
     info = site(workspace)
     assert info["posts"] == 50_000 and info["status"] == "ok"
     names = {t["name"] for t in workspace.json("targets")}
@@ -101,7 +101,7 @@ def test_an_index_of_large_sitemaps_is_discovered_whole_then_only_what_changed(w
     children = serve_index(server, 3, 20_000)
     workspace.write_config(site_config(sitemaps=[server.url("/sitemap.xml")], extra="robots = false"))
 
-    assert "corp: 60000 posts listed, 60000 new" in discover_within_budget(workspace)
+    assert "corp: 60,000 posts listed, 60,000 new" in discover_within_budget(workspace)
     assert {s["url"]: s["urls"] for s in site(workspace)["sources"]} == {
         server.url("/sitemap.xml"): 0, **{server.url(c): 20_000 for c in children}}
 
@@ -109,7 +109,7 @@ def test_an_index_of_large_sitemaps_is_discovered_whole_then_only_what_changed(w
     server.set(children[0], Page(urlset(posts(server, "c0", 20_000)[1:] + [server.url("/c0/new-post/")]),
                                  headers=XML))
     out = discover_within_budget(workspace)
-    assert "corp: 20000 posts listed, 1 new" in out
+    assert "corp: 20,000 posts listed, 1 new" in out
     assert site(workspace)["posts"] == 60_001 and site(workspace)["status"] == "ok"
 
 
@@ -258,7 +258,7 @@ def test_an_include_pattern_that_names_a_host_lets_its_posts_in(workspace, serve
 
     # A path pattern does not speak for other hosts...
     workspace.write_config(site_config(feeds=feeds, extra='include = ["*/blog/*"]\nrobots = false'))
-    assert "corp: 1 posts listed, 1 new, skipped 2 URLs on other hosts" in workspace.run("sites", "--discover").output
+    assert "corp: 1 post listed, 1 new, skipped 2 URLs on other hosts" in workspace.run("sites", "--discover").output
 
     # ...a pattern with the host spelled out does.
     workspace.write_config(site_config(feeds=feeds, extra=f'include = ["*/blog/*", "{mirror}blog/*"]\nrobots = false'))

@@ -469,7 +469,7 @@ def test_check_due_checks_only_what_is_due(workspace, blog, server):
     server.set("/about", "<html><body><article><p>About our company and its many products.</p></article></body></html>")
     workspace.write_config(text + f'\n[[targets]]\nname = "about"\nurl = "{server.url("/about")}"\n')
     out = workspace.run("check", "--due").output
-    assert "checked 1 targets" in out and "about: v1 first" in out
+    assert "checked 1 target:" in out and "about: v1 first" in out
 
 
 def test_the_dashboard_of_a_big_site_shows_the_first_rows_and_says_so(workspace, blog):
