@@ -24,6 +24,7 @@ from tomlkit.items import AoT
 
 from . import config as config_module
 from .files import write_atomic
+from .words import plural
 from .discover import DiscoveryError, Names, absolute, canonical, head_links, name_for, parse_feed, parse_sitemap
 
 # <link rel="alternate"> types that are feeds monitor reads (JSON Feed is not one of them).
@@ -184,7 +185,7 @@ def save(path: Path, original: bytes | None, new: bytes) -> None:
     not, put the original back and raise Refused with the loader's message."""
     real = Path(os.path.realpath(path))         # a symlinked targets.toml stays a symlink
     if _read(real) != original:
-        raise Refused(f"{path} changed while `monitor add` was running; nothing written, run it again")
+        raise Refused(f"{path} changed while monitor was editing it; nothing written, run it again")
     mode = _new_file_mode() if original is None else stat.S_IMODE(real.stat().st_mode)
     try:
         write_atomic(real, new, mode)
@@ -197,7 +198,7 @@ def save(path: Path, original: bytes | None, new: bytes) -> None:
             real.unlink(missing_ok=True)
         else:
             write_atomic(real, original, mode)
-        raise Refused(f"{exc}\n(the new entry was not kept: {path} is unchanged)") from None
+        raise Refused(f"{exc}\n(the change was not kept: {path} is unchanged)") from None
 
 
 # ---- detection (network) ----------------------------------------------------------------------------
@@ -268,10 +269,6 @@ def _canonical(url: str) -> str | None:
         return None
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
 def add(path: Path, url: str, *, site: bool = False, name: str | None = None) -> str:
     """Add url to the config at path as a target (or, with site, as a blog whose feeds and
     sitemaps are detected now); return what was added, for the user. Raises AddError."""
@@ -318,8 +315,8 @@ def add(path: Path, url: str, *, site: bool = False, name: str | None = None) ->
             raise Refused(f"{path}: {clash}; nothing changed")
         table = "sites"
         entry = {"name": name or site_name(url, set(owners)), "feeds": found.feeds, "sitemaps": found.sitemaps}
-        counts = [_count(len(found.feeds), "feed")] if found.feeds else []
-        counts += [_count(len(found.sitemaps), "sitemap")] if found.sitemaps else []
+        counts = [plural(len(found.feeds), "feed")] if found.feeds else []
+        counts += [plural(len(found.sitemaps), "sitemap")] if found.sitemaps else []
         what = f'site "{entry["name"]}" with {" and ".join(counts)}'
 
     try:

@@ -348,7 +348,7 @@ def targets(settings, as_json, include_inactive) -> None:
 
     store = _store(settings)
     store.sync_targets(settings)
-    rows = target_list(store, include_inactive)
+    rows = target_list(store, include_inactive, paused=settings.paused)
     store.close()
     if as_json:
         return _emit_json(rows)
@@ -575,6 +575,36 @@ def add(url, site, name, config_path) -> None:
     except adding.AddError as exc:
         _fail(str(exc), exc.exit_code)
 
+
+
+def _change_entry(action: str, name: str) -> None:
+    from . import add as adding
+    from .entries import change
+
+    path = (click.get_current_context().find_root().obj or {}).get("config")
+    try:
+        click.echo(change(config_module.config_path(path), name, action))
+    except adding.AddError as exc:
+        _fail(str(exc), exc.exit_code)
+
+
+def _entry_command(action: str, doc: str):
+    @click.argument("name")
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help=CONFIG_HELP)
+    def command(name: str, config_path: str | None) -> None:
+        if config_path:
+            click.get_current_context().find_root().obj["config"] = config_path
+        _change_entry(action, name)
+
+    command.__doc__ = doc
+    return main.command(action)(command)
+
+
+_entry_command("pause", "Pause a [[targets]] or [[sites]] entry: not checked (a site: not discovered) until "
+                        "resumed; its history is kept. Edits targets.toml in place, comments kept.")
+_entry_command("resume", "Resume a paused [[targets]] or [[sites]] entry. Edits targets.toml in place.")
+_entry_command("remove", "Remove a [[targets]] or [[sites]] entry from targets.toml (its comments with it); "
+                         "its history is kept (`monitor targets --all`).")
 
 if __name__ == "__main__":
     main()

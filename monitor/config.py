@@ -264,6 +264,8 @@ class Watch(Strict):
     calibrate: bool | None = None
     learn: bool = True
     allow_private: bool | None = Field(None, description="override [monitor] allow_private for this page or site")
+    paused: bool = Field(False, description="not checked (or, for a site, not discovered) until resumed; "
+                                            "history is kept (`monitor pause`/`monitor resume`)")
 
     @field_validator("selector")
     @classmethod
@@ -412,11 +414,18 @@ class Settings:
 
     @property
     def targets(self) -> list[Target]:
-        return self.config.targets
+        """The [[targets]] that are watched now (not paused)."""
+        return [t for t in self.config.targets if not t.paused]
 
     @property
     def sites(self) -> list[Site]:
-        return self.config.sites
+        """The [[sites]] that are watched now (not paused)."""
+        return [s for s in self.config.sites if not s.paused]
+
+    @property
+    def paused(self) -> frozenset[str]:
+        """The names of paused [[targets]] and [[sites]] entries."""
+        return frozenset(e.name for e in [*self.config.targets, *self.config.sites] if e.paused)
 
     def site(self, name: str) -> Site | None:
         return next((s for s in self.sites if s.name == name), None)

@@ -101,11 +101,20 @@ def alert_dict(alert: Alert, event: Event, target: Target) -> dict:
     }
 
 
-def target_list(store: Store, include_inactive: bool = False) -> list[dict]:
+def target_list(store: Store, include_inactive: bool = False, paused: frozenset[str] = frozenset()) -> list[dict]:
+    """Every watched target, and the paused ones (a paused site's posts too) with status "paused"."""
     counts = store.counts()
     sites = store.site_names()
-    return [target_dict(t, *counts.get(t.id, (0, 0)), site=sites.get(t.site_id))
-            for t in store.targets(include_inactive)]
+    out = []
+    for t in store.targets(include_inactive or bool(paused)):
+        site = sites.get(t.site_id)
+        held = t.name in paused or (site in paused and t.alias_of is None)
+        if t.active or include_inactive or held:
+            row = target_dict(t, *counts.get(t.id, (0, 0)), site=site)
+            if held:
+                row["status"] = "paused"
+            out.append(row)
+    return out
 
 
 def site_list(store: Store, settings) -> list[dict]:

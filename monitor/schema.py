@@ -31,7 +31,8 @@ class Target(Shape):
     published: str | None = _time("when the post was published, as its feed or sitemap said")
     active: bool = Field(description="false once the target is no longer in the config (its history is kept), "
                                      "or when it turned out to duplicate another (same post at another URL)")
-    status: Literal["new", "ok", "error", "gone"]
+    status: Literal["new", "ok", "error", "gone", "paused"] = Field(
+        description="`paused`: its [[targets]] entry, or its site, is paused (`monitor pause`)")
     interval_s: float = Field(description="the current interval; a site's posts adapt it")
     last_check: str | None = _time()
     last_ok: str | None = _time()

@@ -18,7 +18,8 @@ router = APIRouter(tags=["history"], responses={404: {"model": schema.Error, "de
 
 @router.get("/targets", response_model=list[schema.Target], summary="Targets, as `monitor targets --json`")
 def targets(request: Request, all: bool = Query(False, description="also targets no longer in the config")):
-    return JSONResponse(report.target_list(web_of(request).store, include_inactive=all))
+    web = web_of(request)
+    return JSONResponse(report.target_list(web.store, include_inactive=all, paused=web.live.get().paused))
 
 
 @router.get("/sites", response_model=list[schema.Site], summary="Sites, as `monitor sites --json`")

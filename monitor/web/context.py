@@ -44,7 +44,7 @@ class LiveSettings:
 
     def target(self, name: str):
         """The configured target of that name, or None (no longer in the config)."""
-        return next((t for t in self.get().targets if t.name == name), None)
+        return next((t for t in self.get().config.targets if t.name == name), None)
 
     def keywords(self, name: str, site: str | None = None) -> list[str]:
         """The keywords of a target, or of the site a discovered post belongs to."""

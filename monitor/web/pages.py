@@ -26,8 +26,8 @@ DASHBOARD_ROWS = 500  # a site of thousands of posts: the first rows, and a filt
 @router.get("/")
 def dashboard(request: Request, q: str = "", tag: str = "", status: str = "", all: bool = False):
     web = web_of(request)
-    rows = queries.overview(web.store, include_inactive=all)
-    configured = {t.name: t for t in web.live.get().targets}
+    rows = queries.overview(web.store, include_inactive=all, paused=web.live.get().paused)
+    configured = {t.name: t for t in web.live.get().config.targets}
     tags = sorted({tag for t in configured.values() for tag in t.tags})
     needle = q.strip().lower()
 

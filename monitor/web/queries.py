@@ -78,20 +78,24 @@ class Overview:
     versions: int
     changes: int
     last_edit: object | None  # the latest change a reviewer reads (not first/rebaselined)
+    paused: bool = False  # its entry, or its site, is paused in the config
 
 
-def overview(store: Store, include_inactive: bool = False) -> list[Overview]:
+def overview(store: Store, include_inactive: bool = False, paused: frozenset[str] = frozenset()) -> list[Overview]:
+    """The dashboard's rows: the watched targets, the paused ones, and with include_inactive the rest."""
     counts = store.counts()
+    sites = store.site_names()
+    held = lambda t: t.name in paused or (sites.get(t.site_id) in paused and t.alias_of is None)  # noqa: E731
     with store.engine.connect() as conn:
         query = select(*TARGET).order_by(Target.name)
-        if not include_inactive:
+        if not include_inactive and not paused:
             query = query.where(Target.active)
-        targets = list(conn.execute(query))
+        targets = [t for t in conn.execute(query) if t.active or include_inactive or held(t)]
         latest = select(func.max(Change.id)).where(Change.kind.in_(EDITS)).group_by(Change.target_id)
         edits = {c.target_id: c for c in conn.execute(
             select(Change.id, Change.target_id, Change.kind, Change.summary, Change.detected_at)
             .where(Change.id.in_(latest)))}
-    return [Overview(t, *counts.get(t.id, (0, 0)), edits.get(t.id)) for t in targets]
+    return [Overview(t, *counts.get(t.id, (0, 0)), edits.get(t.id), paused=held(t)) for t in targets]
 
 
 def failed_alerts(store: Store) -> int:
