@@ -8,14 +8,15 @@ import json
 import logging
 import os
 from collections import Counter
+from typing import TYPE_CHECKING
 
-from . import lease
-from .check import SKIPPED, Checker, CheckResult
+from . import lease, loop
 from .config import ConfigError, Post, Settings
-from .fetch import Fetcher
-from .snapshots import Snapshots
+from .results import SKIPPED, CheckResult
 from .storage import STORAGE_ERRORS, storage_error
-from .store import Store
+
+if TYPE_CHECKING:  # imported where used: a command loads only what it needs (see bench/startup.py)
+    from .store import Store
 
 
 def freeze_heap() -> None:
@@ -27,7 +28,9 @@ def freeze_heap() -> None:
 
 
 def open_store(settings: Settings) -> Store:
-    from .alerts.outbox import Router
+    from .alerts.routing import Router
+    from .snapshots import Snapshots
+    from .store import Store
 
     return Store(settings.database_url, Snapshots(settings.snapshots_dir), router=Router(settings),
                  lease_s=lease.length(settings.monitor))
@@ -39,12 +42,12 @@ async def check_pass(settings: Settings, store: Store, names: list[str] | None =
     checked, to be where that post moved (then it is folded into it rather than reported new).
     Targets another process is checking are skipped (their results say so); the others are
     claimed for the pass and released at its end."""
-    from . import sites
-
     wanted = set(names or ())
     states = store.sync_targets(settings)
     jobs = [(t, states[t.name]) for t in settings.targets if not names or t.name in wanted]
     if settings.sites:
+        from . import sites
+
         posts = sites.posts(settings, store.post_states(), store.site_names())
         jobs += [(post, state) for post, state in posts if not names or post.name in wanted]
     held = store.claim_targets(state.id for _, state in jobs)
@@ -62,6 +65,11 @@ async def check_pass(settings: Settings, store: Store, names: list[str] | None =
 
 
 async def _check_claimed(settings: Settings, store: Store, jobs: list) -> list[CheckResult]:
+    if not jobs:
+        return []
+    from .check import Checker
+    from .fetch import Fetcher
+
     freeze_heap()
     results: list[CheckResult] = []
     with store.batch():
@@ -82,11 +90,12 @@ async def _check_claimed(settings: Settings, store: Store, jobs: list) -> list[C
 
 async def discover_due(settings: Settings, store: Store, every: bool = False) -> list:
     """Run the discovery of every site that is due (or of every site)."""
-    from . import sites
-    from .models import utcnow
-
     if not settings.sites:
         return []
+    from . import sites
+    from .fetch import Fetcher
+    from .models import utcnow
+
     store.sync_targets(settings)
     due = settings.sites if every else sites.due_sites(settings, store, utcnow())
     async with Fetcher(settings.monitor) as fetcher:
@@ -128,16 +137,20 @@ def run_pass(settings: Settings, store: Store, names: list[str] | None = None) -
     if unknown:
         raise ConfigError(f"{settings.path}: no target named {', '.join(map(repr, unknown))}")
     chosen = [n for n in configured + posts if not names or n in names]
+    if not chosen:
+        store.sync_targets(settings)  # targets no longer configured go inactive
+        return []
+    from . import check, fetch  # noqa: F401  (the pipeline, loaded once here rather than in each worker)
     workers = worker_count(settings, len(chosen))
     if workers == 1:
-        return asyncio.run(check_pass(settings, store, names))
+        return loop.run(check_pass(settings, store, names))
     store.sync_targets(settings)
     store.engine.dispose()  # no database connection may cross the fork
     share = _share(settings, workers)
     chunks = [chosen[i::workers] for i in range(workers)]
     freeze_heap()
     children = [_fork_worker(share, chunk) for chunk in chunks[1:]]
-    results = asyncio.run(check_pass(share, store, chunks[0]))
+    results = loop.run(check_pass(share, store, chunks[0]))
     for pid, pipe, chunk in children:
         with os.fdopen(pipe, "rb") as handle:
             data = handle.read()
@@ -169,7 +182,7 @@ def _fork_worker(settings: Settings, names: list[str]) -> tuple[int, int, list[s
     code = 1
     try:
         store = open_store(settings)
-        results = asyncio.run(check_pass(settings, store, names))
+        results = loop.run(check_pass(settings, store, names))
         store.close()
         with os.fdopen(write_end, "wb") as handle:
             handle.write(json.dumps([dataclasses.asdict(r) for r in results]).encode())
@@ -192,6 +205,7 @@ async def deliver_alerts(settings: Settings, store: Store, wait: float = 0.0, ev
 def run_daemon(settings: Settings, store: Store, web=None) -> None:
     """The daemon until SIGTERM/SIGINT; with `web` (a web.server.WebServer), the web UI in the
     same event loop, stopped with it."""
+    from .fetch import Fetcher
     from .scheduler import Daemon
 
     async def main() -> None:
@@ -210,6 +224,7 @@ async def explain_page(settings: Settings, target, url: str | None, rules: list[
     """Fetch a page (a target, or any URL with zero configuration) and report every block with
     why it is watched or ignored."""
     from .extract import extract
+    from .fetch import Fetcher
 
     async with Fetcher(settings.monitor) as fetcher:
         fetched = await fetcher.fetch(target.url if target else url, headers=target.headers if target else None,

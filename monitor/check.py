@@ -6,12 +6,13 @@ one-shot `monitor check`, the daemon and the tests.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import random
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -22,6 +23,7 @@ from .diff import diff_blocks
 from .extract import ExtractError, Extracted, extract, fold, parse_text, settings_key
 from .fetch import Fetcher, FetchResult, decode
 from .models import utcnow
+from .results import SKIPPED, CheckResult
 from .snapshots import SnapshotError
 from .storage import STORAGE_ERRORS, storage_error
 from .store import Capture, ClaimLost, Due, Store, TargetState
@@ -30,30 +32,7 @@ log = logging.getLogger("monitor.check")
 
 MISSING_STATUSES = (404, 410)
 QUEUED_PER_HOST = 2  # checks of one host waiting at its gate beyond its per-host limit
-SKIPPED = "skipped"  # the outcome of a target another process is checking
-
-
-@dataclass
-class CheckResult:
-    name: str
-    outcome: str  # first | changed | unchanged | error | missing | deferred | merged | skipped
-    duration_ms: int = 0
-    http_status: int | None = None
-    kind: str | None = None
-    summary: str = ""
-    error: str | None = None
-    version: int | None = None
-    events: list[str] = field(default_factory=list)
-    unsaved: str | None = None  # why the database or disk did not take (all of) this check's result
-
-    def line(self) -> str:
-        if self.outcome in ("error", "missing"):
-            return f"{self.name}: ERROR {self.error}"
-        if self.outcome in ("deferred", "merged", SKIPPED):
-            return f"{self.name}: {self.outcome} ({self.summary})"
-        if self.outcome == "unchanged":
-            return f"{self.name}: unchanged"
-        return f"{self.name}: v{self.version} {self.kind}: {self.summary}"
+WRITERS = 1  # threads storing new versions (measured: a second one adds RSS, not speed)
 
 
 class Checker:
@@ -61,6 +40,9 @@ class Checker:
         self.settings = settings
         self.store = store
         self.fetcher = fetcher
+        # Storing a capture waits for the disk (each file is fsync'd before the rows naming it
+        # commit): done in this thread while the event loop fetches and parses the next pages.
+        self._writer = ThreadPoolExecutor(WRITERS, thread_name_prefix="monitor-store")
 
     def next_due(self, target: Target, state: TargetState, at: datetime, outcome: str) -> Due:
         """When to check again after this check's outcome (unchanged | changed | error).
@@ -71,7 +53,8 @@ class Checker:
         not checked together ever after; so does a check that ran late (after an outage)."""
         if not isinstance(target, Post):
             interval = self.settings.interval(target)
-            return Due(at + timedelta(seconds=interval), interval)
+            spread = random.uniform(1 - self.settings.monitor.jitter, 1 + self.settings.monitor.jitter)
+            return Due(at + timedelta(seconds=interval * spread), interval)
         streak = {"unchanged": state.unchanged_streak + 1, "changed": 0}.get(outcome, state.unchanged_streak)
         first = state.last_version_id is None and outcome == "changed"
         late = state.next_due_at is not None and (at - state.next_due_at).total_seconds() > target.min_interval
@@ -226,7 +209,7 @@ class Checker:
                                                self.next_due(target, state, at, "error"), gone_summary=gone)
             return CheckResult(target.name, "missing" if missing else "error", _ms(started), status,
                                error=error, events=events)
-        return self._compare(target, state, previous, fetched, extracted, raw_sha, key, at, started)
+        return await self._compare(target, state, previous, fetched, extracted, raw_sha, key, at, started)
 
     def _settle_url(self, state: TargetState, fetched: FetchResult) -> TargetState | None:
         """A post's one URL: where it redirected to, or the <link rel=canonical> it names (on the
@@ -248,14 +231,19 @@ class Checker:
     async def calibrate(self, target: Target, state: TargetState) -> int:
         """Fetch a newly added target once more, a moment after its first version: blocks that
         differ between the two are volatile. Returns the number of rules learned. The next
-        check re-reads the first version with them (a silent 'rebaselined' version)."""
+        check re-reads the first version with them (a silent 'rebaselined' version).
+
+        The second fetch is conditional (the first one's ETag and Last-Modified): a server that
+        answers 304 vouches that nothing changed, so a static page costs a 304, not a second
+        download and two more extractions."""
         if state.last_version_id is None:
             return 0
-        first = self.store.version(state.last_version_id)
-        fetched = await self.fetcher.fetch(target.url, headers=target.headers, origins=target.origins,
+        fetched = await self.fetcher.fetch(target.url, etag=state.etag, last_modified=state.last_modified,
+                                           headers=target.headers, origins=target.origins,
                                            allow_private=self.settings.monitor.address_policy(target).allow_private)
-        if not fetched.ok or fetched.not_modified or hashlib.sha256(fetched.body).hexdigest() == first.raw_sha:
+        if not fetched.ok or fetched.not_modified or hashlib.sha256(fetched.body).hexdigest() == state.last_raw_sha:
             return 0
+        first = self.store.version(state.last_version_id)
         try:
             old_html = decode(self.store.snapshots.get(first.raw_sha), (first.headers or {}).get("content-type"))[0]
             rules = volatile.calibrate(self._extract(target, old_html, first.final_url, []),
@@ -281,7 +269,7 @@ class Checker:
         return CheckResult(state.name, "unchanged", _ms(started), fetched.status,
                            events=["recovered"] if was_failing else [])
 
-    def _compare(self, target: Target, state: TargetState, previous, fetched: FetchResult, extracted: Extracted,
+    async def _compare(self, target: Target, state: TargetState, previous, fetched: FetchResult, extracted: Extracted,
                  raw_sha: str, key: str, at: datetime, started: float) -> CheckResult:
         text = extracted.text()
         text_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -315,16 +303,19 @@ class Checker:
                           http_status=fetched.status, final_url=fetched.final_url, headers=fetched.headers,
                           etag=_header(fetched, "etag"), last_modified=_header(fetched, "last-modified"))
         due = self.next_due(target, state, at, "changed")
+        record = functools.partial(self.store.record_version, state, capture, at, _ms(started), change, due)
+        loop = asyncio.get_running_loop()
         try:
-            seq = self.store.record_version(state, capture, at, _ms(started), change, due,
-                                            previous_raw_sha=previous.raw_sha if previous else None)
+            seq = await loop.run_in_executor(self._writer, functools.partial(
+                record, previous_raw_sha=previous.raw_sha if previous else None))
         except SnapshotError as exc:  # the previous capture, the new one's delta base, is damaged
             log.warning("%s: previous capture v%d damaged (%s); this one is stored whole", target.name,
                         previous.seq, exc)
-            seq = self.store.record_version(state, capture, at, _ms(started), change, due)
+            seq = await loop.run_in_executor(self._writer, record)
+        touched = detect.keyword_hits(target.keywords, change.get("passages") or []) if change["kind"] != "first" else []
         return CheckResult(target.name, "first" if change["kind"] == "first" else "changed", _ms(started),
                            fetched.status, kind=change["kind"], summary=change["summary"], version=seq,
-                           events=[change.get("event", change["kind"])] if change["alert"] else [])
+                           events=[change.get("event", change["kind"])] if change["alert"] else [], keywords=touched)
 
     def _previous_text(self, target: Target, state: TargetState, previous, key: str) -> Extracted:
         """The text of the previous version, as the current settings read it."""

@@ -19,6 +19,7 @@ class CheckResult:
     version: int | None = None
     events: list[str] = field(default_factory=list)
     unsaved: str | None = None  # why the database or disk did not take (all of) this check's result
+    keywords: list[str] = field(default_factory=list)  # the target's keywords the change touched: priority
 
     def line(self) -> str:
         if self.outcome in ("error", "missing"):
@@ -27,4 +28,5 @@ class CheckResult:
             return f"{self.name}: {self.outcome} ({self.summary})"
         if self.outcome == "unchanged":
             return f"{self.name}: unchanged"
-        return f"{self.name}: v{self.version} {self.kind}: {self.summary}"
+        flag = f"  [PRIORITY: {', '.join(self.keywords)}]" if self.keywords else ""
+        return f"{self.name}: v{self.version} {self.kind}: {self.summary}{flag}"

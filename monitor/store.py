@@ -6,6 +6,7 @@ any point leaves the history as it was or whole, never half-written.
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -125,18 +126,23 @@ _STATE_COLUMNS = (Target.id, Target.name, Target.status, Target.etag, Target.las
 
 
 BATCH_SIZE = 500
+GONE_EVERY = 2.0  # seconds between looks for claims held by processes that have ended
 
 _EXTEND_CHECK = (update(Check).where(Check.id == bindparam("b_cid"))
                  .values(until=bindparam("b_at"), count=Check.count + 1, duration_ms=bindparam("b_ms"),
                          http_status=bindparam("b_status")))
 _SEEN_VERSION = (update(Version).where(Version.id == bindparam("b_vid"))
                  .values(last_seen=bindparam("b_at"), times_seen=Version.times_seen + 1))
+_NEW_CHECK = Check.__table__.insert().returning(Check.__table__.c.id, sort_by_parameter_order=True)
 _TARGET_OK = (update(Target).where(Target.id == bindparam("b_tid"))
               .values(last_check_at=bindparam("b_at"), last_ok_at=bindparam("b_at"), status="ok", last_error=None,
                       consecutive_errors=0, consecutive_missing=0, last_check_id=bindparam("b_cid"),
                       last_outcome="unchanged", etag=bindparam("b_etag"), last_modified=bindparam("b_lm"),
                       last_raw_sha=bindparam("b_raw"), next_due_at=bindparam("b_due"),
                       unchanged_streak=bindparam("b_streak"), interval_s=bindparam("b_iv")))
+
+
+_SET_DUE = update(Target).where(Target.id == bindparam("b_tid")).values(next_due_at=bindparam("b_due"))
 
 
 def no_alerts(target: str, kind: str, stats: dict, passages: list, site: str | None = None) -> list[tuple[str, bool]]:
@@ -152,9 +158,11 @@ class Store:
         self.router = router
         self.lease_s = lease_s  # how long a claim holds unless renewed (monitor/lease.py)
         self._claimed = False
-        self._pending: list[dict] = []
+        self._pending: list[dict] = []  # unchanged checks extending their target's check row
+        self._pending_new: list[tuple[TargetState, dict, dict]] = []  # ... starting a new one
         self._batching = False
         self._site_names: dict[int, str] = {}
+        self._gone: dict[str, tuple[float, list[str]]] = {}  # table -> (until when, holders known ended)
         self.engine = make_engine(database_url)
         self.snapshots = snapshots
         try:
@@ -247,13 +255,31 @@ class Store:
         skip = list(skip)
         if skip:
             query = query.where(Target.id.not_in(skip))
-        query = query.order_by(Target.next_due_at.is_not(None), Target.next_due_at, Target.id)
+        query = query.order_by(Target.next_due_at.nulls_first(), Target.id)  # the index's order: no sort
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:
             if free:
                 query = query.where(self._free(conn, Target.__table__, utcnow()))
             return [TargetState(*r) for r in conn.execute(query)]
+
+    def due_targets(self, now: datetime, limit: int, skip: Iterable[int] = ()) -> list:
+        """The configured targets (not a site's posts) that are due and that this process may
+        claim, soonest first: rows of (id, url, next_due_at)."""
+        query = select(Target.id, Target.url, Target.next_due_at).where(
+            Target.active, Target.site_id.is_(None), (Target.next_due_at <= now) | Target.next_due_at.is_(None))
+        skip = list(skip)
+        if skip:
+            query = query.where(Target.id.not_in(skip))
+        query = query.order_by(Target.next_due_at.nulls_first(), Target.id).limit(limit)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query.where(self._free(conn, Target.__table__, now))))
+
+    def set_due(self, due: dict[int, datetime]) -> None:
+        """Move targets' next checks (by id), e.g. to spread the overdue ones when the daemon starts."""
+        if due:
+            with self.engine.begin() as conn:
+                conn.execute(_SET_DUE, [dict(b_tid=i, b_due=at) for i, at in due.items()])
 
     def site_name(self, conn, site_id: int | None) -> str | None:
         if site_id is None:
@@ -412,13 +438,19 @@ class Store:
     def worker(self) -> str:
         return lease.worker_id()
 
-    def _free(self, conn, table, now: datetime, ids: list[int] | None = None):
-        """The condition on `table`'s rows (among `ids`) that this process may claim."""
-        holders = select(table.c.claimed_by).distinct().where(
-            table.c.claimed_by.is_not(None), table.c.claimed_by != self.worker, table.c.claimed_until >= now)
-        if ids is not None:
-            holders = holders.where(table.c.id.in_(ids))
-        gone = [w for w in conn.execute(holders).scalars() if lease.is_gone(w)]
+    def _free(self, conn, table, now: datetime):
+        """The condition on `table`'s rows that this process may claim: free, expired, its own, or
+        held by a process known to have ended. Finding those reads every claimed row, so it is
+        done at most every GONE_EVERY seconds (a daemon claims many times a second); a process
+        that ended stays ended, so a list found earlier stays true."""
+        cached = self._gone.get(table.name)
+        if cached is not None and cached[0] > time.monotonic():
+            gone = cached[1]
+        else:
+            holders = select(table.c.claimed_by).distinct().where(
+                table.c.claimed_by.is_not(None), table.c.claimed_by != self.worker, table.c.claimed_until >= now)
+            gone = [w for w in conn.execute(holders).scalars() if lease.is_gone(w)]
+            self._gone[table.name] = (time.monotonic() + GONE_EVERY, gone)
         return or_(table.c.claimed_by.is_(None), table.c.claimed_until < now,
                    table.c.claimed_by.in_([self.worker, *gone]))
 
@@ -426,7 +458,7 @@ class Store:
         until = now + timedelta(seconds=self.lease_s)
         for i in range(0, len(ids), BATCH_SIZE):
             chunk = ids[i:i + BATCH_SIZE]
-            conn.execute(update(table).where(table.c.id.in_(chunk), self._free(conn, table, now, chunk))
+            conn.execute(update(table).where(table.c.id.in_(chunk), self._free(conn, table, now))
                          .values(claimed_by=self.worker, claimed_until=until))
         self._claimed = True
 
@@ -492,14 +524,23 @@ class Store:
 
     def flush(self) -> None:
         rows, self._pending = self._pending, []
-        if not rows:
+        new, self._pending_new = self._pending_new, []
+        if not rows and not new:
             return
         with self.engine.begin() as conn:
-            conn.execute(_EXTEND_CHECK, rows)
+            if rows:
+                conn.execute(_EXTEND_CHECK, rows)
+            if new:  # one INSERT for all the new check rows, their ids back in order
+                ids = conn.execute(_NEW_CHECK, [check for _, _, check in new]).scalars().all()
+                for (_, row, _), check_id in zip(new, ids):
+                    row["b_cid"] = check_id
+                rows = rows + [row for _, row, _ in new]
             seen = [r for r in rows if r["b_vid"] is not None]
             if seen:
                 conn.execute(_SEEN_VERSION, seen)
             conn.execute(_TARGET_OK, rows)
+        for state, row, _ in new:
+            state.last_check_id, state.last_outcome = row["b_cid"], "unchanged"
 
     def record_unchanged(self, state: TargetState, at: datetime, duration_ms: int, http_status: int | None,
                          etag: str | None, last_modified: str | None, raw_sha: str | None,
@@ -517,7 +558,12 @@ class Store:
         state.status, state.consecutive_errors, state.consecutive_missing = "ok", 0, 0
         if state.last_outcome == "unchanged" and state.last_check_id is not None and not recovered_event:
             self._pending.append(row)
-            if not self._batching or len(self._pending) >= BATCH_SIZE:
+        elif not recovered_event:  # the first unchanged check after a change or an error
+            self._pending_new.append((state, row, dict(
+                target_id=state.id, at=at, until=at, count=1, duration_ms=duration_ms, http_status=http_status,
+                outcome="unchanged", version_id=state.last_version_id)))
+        if not recovered_event:
+            if not self._batching or len(self._pending) + len(self._pending_new) >= BATCH_SIZE:
                 self.flush()
             return
         with self.engine.begin() as conn:

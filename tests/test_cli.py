@@ -172,3 +172,15 @@ def test_history_text_lists_checks_and_no_empty_headings(server, workspace):
     workspace.run("check")
     text = workspace.run("history", "post", "--checks", "5").output
     assert " unchanged" in text and " first v1 HTTP 200" in text
+
+
+def test_check_marks_a_change_that_touches_a_keyword(server, workspace):
+    server.set("/post", blog.post())
+    workspace.write_config(CONFIG.format(url=server.url("/post")) + 'keywords = ["facial recognition"]\n')
+    workspace.run("check")
+    server.set("/post", blog.post([p for p in blog.PARAGRAPHS if p != blog.ICE]))
+    out = workspace.run("check").output
+    assert "post: v2 removed" in out and "[PRIORITY: facial recognition]" in out
+    server.set("/post", blog.post([p for p in blog.PARAGRAPHS if p != blog.ICE][:-1]))
+    out = workspace.run("check").output
+    assert "post: v3 removed" in out and "PRIORITY" not in out  # an edit that touches no keyword

@@ -3,6 +3,7 @@ request, error pages that answer 200, and typography-only changes stay quiet; vo
 are learned, shown by `monitor explain`, and can be forgotten."""
 from __future__ import annotations
 
+import hashlib
 import itertools
 import sys
 from pathlib import Path
@@ -171,3 +172,44 @@ def test_explain_a_url_not_yet_watched(server, workspace):
     assert "scope: article" in out
     assert "WATCH" in out and "This can help employees make more informed decisions" in out
     assert "page chrome: site header" in out or "outside main content" in out
+
+
+def test_a_static_new_page_is_calibrated_with_a_conditional_fetch(server, workspace, receiver):
+    """Calibration's second fetch asks for the page only if it changed: a server that vouches it
+    did not (304) costs no second download."""
+    server.set("/post", blog.post(seed=0))
+    workspace.write_config(CONFIG.format(url=server.url("/post"), hook=receiver.url("/hook")))
+    workspace.run("check")
+
+    fetches = [headers for path, headers in server.requests if path == "/post"]
+    assert len(fetches) == 2, "the first fetch, then calibration's second"
+    assert "If-None-Match" not in fetches[0]
+    assert fetches[1].get("If-None-Match"), "calibration asks for the page only if it changed"
+    assert kinds(workspace, silent=True) == ["first"]
+
+    server.set("/post", blog.post(WITHOUT_ICE, seed=0))  # a real edit
+    workspace.run("check")
+    assert kinds(workspace) == ["first", "removed"]
+    assert [a["kind"] for a in receiver.delivered("/hook")] == ["removed"]
+
+
+def test_a_page_with_a_new_etag_on_every_request_is_still_calibrated(server, workspace, receiver):
+    counter = itertools.count(1)
+
+    def handler(request):  # new chrome, so a new ETag, on every request: the conditional fetch gets a 200
+        body = blog.post(seed=next(counter), noisy=True).encode()
+        request.send_response(200)
+        request.send_header("Content-Type", "text/html; charset=utf-8")
+        request.send_header("ETag", '"' + hashlib.sha256(body).hexdigest()[:16] + '"')
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    server.set("/post", handler=handler)
+    workspace.write_config(CONFIG.format(url=server.url("/post"), hook=receiver.url("/hook")))
+    workspace.run("check")
+    assert "learned volatile" in workspace.run("explain", "post").stdout
+    for _ in range(3):
+        workspace.run("check")
+    assert kinds(workspace) == ["first"], "the chrome that changes on every request never alerts"
+    assert receiver.delivered("/hook") == []
