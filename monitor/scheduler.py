@@ -1,12 +1,15 @@
-"""The daemon: one APScheduler interval job per configured target and per site's discovery; the
-database as the source of truth.
+"""The daemon: one dispatcher for every target, the database as the source of truth.
 
 Each target's next due time lives in the database, so a restart resumes the schedule; overdue
-targets are spread over a short window instead of all firing at once. A site's posts (thousands)
-get no job each: one dispatcher reads the posts that are due from the database and keeps at most
-a few checks per host in flight, so the daemon's memory does not grow with the number of posts
-and a slow host never holds up the others. SIGTERM/SIGINT let checks in flight finish; SIGHUP or
-an edited targets.toml reloads the targets without a restart.
+targets are spread over a short window instead of all firing at once. No target gets a job of its
+own: one dispatcher reads the targets that are due from the database (configured targets and a
+site's posts alike, soonest first), claims them in one statement, and keeps at most a few checks
+per host (per site, for posts) in flight, so the daemon's memory does not grow with the number of
+targets and a slow host never holds up the others. What a finished check recorded is written and
+its claim released in batches before the next look, so thousands of checks a minute cost a few
+statements each second rather than several per check. A site's discovery has an APScheduler job.
+SIGTERM/SIGINT let checks in flight finish; SIGHUP or an edited targets.toml reloads the targets
+without a restart.
 """
 from __future__ import annotations
 
@@ -14,8 +17,11 @@ import asyncio
 import logging
 import signal
 import tempfile
+import threading
 import time
+from collections import Counter
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -23,7 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from . import config, sites
 from .alerts.outbox import Outbox, Router
 from .check import QUEUED_PER_HOST, Checker
-from .config import Post, Settings, Target
+from .config import Settings, Target
 from .fetch import Fetcher
 from .models import utcnow
 from .store import Store
@@ -34,14 +40,16 @@ OVERDUE_SPREAD = 60.0  # seconds over which targets found overdue at start are s
 WATCH_EVERY = 2.0  # seconds between looks at targets.toml's modification time
 LOG_LEVELS = {"unchanged": logging.DEBUG, "deferred": logging.DEBUG, "error": logging.WARNING,
               "missing": logging.WARNING}  # a check's log line by its outcome; INFO otherwise
-DISPATCH_EVERY = 1.0  # seconds between looks for due posts (sooner when a discovery found some)
+DISPATCH_EVERY = 1.0  # seconds between looks for due targets (sooner when a check finished or a discovery found some)
+SCAN_PER_SLOT = 8  # due configured targets read per free slot (some are on hosts already busy)
 
 
 def first_runs(targets: list[Target], next_due: dict[str, datetime | None], interval_of, now: datetime) -> dict[str, datetime]:
     """When each target should first run: its stored due time, or, when overdue or never
     checked, a slot spread evenly over a window (never more than the target's interval)."""
     overdue = [t for t in targets if next_due.get(t.name) is None or next_due[t.name] <= now]
-    runs = {t.name: next_due[t.name] for t in targets if t not in overdue}
+    late = {t.name for t in overdue}  # (by name: comparing 10,000 targets with each other took minutes)
+    runs = {t.name: next_due[t.name] for t in targets if t.name not in late}
     for i, target in enumerate(overdue):
         window = min(OVERDUE_SPREAD, interval_of(target))
         runs[target.name] = now + timedelta(seconds=window * i / max(len(overdue), 1))
@@ -87,62 +95,103 @@ def health(settings: Settings) -> tuple[bool, str]:
     return True, f"ok: daemon heartbeat {age:.0f}s ago"
 
 
+class Delivery:
+    """The outbox's delivery loop in a thread of its own, on an event loop of its own. On the
+    checks' loop, each step of a send (write, read the answer, the next alert) would wait for a
+    whole turn of that loop, which under load runs several pages' parsing and diffing: alerts
+    would fall minutes behind. Here a step waits only for the interpreter's switch between
+    threads (a few milliseconds). The outbox and its HTTP client are used from this thread only;
+    the store is safe to share (a connection per call)."""
+
+    def __init__(self, outbox: Outbox):
+        self.outbox = outbox
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="alert-delivery", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._started.wait()
+
+    def _run(self) -> None:
+        from .loop import run
+
+        try:
+            run(self._main())
+        except Exception:
+            log.exception("alert delivery stopped; pending alerts wait for the next start")
+        finally:
+            self._started.set()
+
+    async def _main(self) -> None:
+        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
+        self._started.set()
+        async with self.outbox:
+            # Alerts left pending by an earlier run (or a crash) go out first.
+            await self.outbox.run(self._stopping)
+
+    def wake(self) -> None:
+        """A check queued alerts (callable from any thread)."""
+        self._call(self.outbox.wake.set)
+
+    async def stop(self) -> None:
+        """End the delivery loop after the send under way, and wait for the thread."""
+        self._call(self._stopping.set)
+        self.wake()
+        await asyncio.to_thread(self._thread.join)
+
+    def _call(self, func) -> None:
+        try:
+            self._loop.call_soon_threadsafe(func)
+        except (AttributeError, RuntimeError):  # the thread has ended (logged there): the alerts wait in the outbox
+            pass
+
+
 class Daemon:
     def __init__(self, settings: Settings, store: Store, fetcher: Fetcher):
         self.settings = settings
         self.store = store
         self.checker = Checker(settings, store, fetcher)
         self.outbox = Outbox(store, settings)
-        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
-        self.targets: dict[str, Target] = {}
+        self.delivery = Delivery(self.outbox)
+        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)  # sites' discoveries
+        self.targets: dict[str, Target] = {}  # configured targets by name
+        self.names: dict[int, str] = {}  # configured target id -> name
         self.in_flight: set[asyncio.Task] = set()
-        self.posts_in_flight: dict[int, int] = {}  # target id -> site id
-        self.posts_due = asyncio.Event()
+        self.checking: dict[int, str | int] = {}  # target id -> its host, or its site id for a post
+        self.calibrating: set[int] = set()  # new targets waiting for their second fetch
+        self.finished: list[int] = []  # claims to release once what their checks recorded is written
+        self.due = asyncio.Event()
         self.site_jobs: dict[str, config.Site] = {}
         self.stopping = asyncio.Event()
         self.reload_requested = asyncio.Event()
         self._config_watch = config.FileWatch(settings.path)
         self._beat_error: str | None = None
 
-    async def run_check(self, name: str) -> None:
-        target = self.targets.get(name)
-        if target is None or self.stopping.is_set():
-            return
-        state = self.store.state(name)
-        if state is None:
-            return
-        state = self.store.claim_targets([state.id]).get(state.id)
-        if state is None:
-            log.info("%s: skipped, being checked by another process", name)
-            return
-        task = asyncio.create_task(self.checker.check(target, state))
-        self.in_flight.add(task)
-        task.add_done_callback(self.in_flight.discard)
+    async def _check(self, target: Target, state) -> None:
+        """One check, then what follows it; the claim is released by the dispatcher's next look
+        (after what the check recorded is written)."""
         try:
-            result = await asyncio.shield(task)
-        except asyncio.CancelledError:  # the daemon is stopping; it waits for the task itself
-            return  # (and closing the store releases the claim)
-        try:
-            await self._after_check(target, result)
+            result = await self.checker.check(target, state)
+            self.checking.pop(state.id, None)  # the slot is free while a new target waits to calibrate
+            self.due.set()
+            await self._after_check(target, state, result)
         finally:
-            self._release(state.id)
+            self.checking.pop(state.id, None)
+            self.calibrating.discard(state.id)
+            self.finished.append(state.id)
+            self.due.set()
 
-    def _release(self, target_id: int) -> None:
-        try:
-            self.store.release_targets([target_id])
-        except Exception:  # the claim then lapses when its lease ends
-            log.exception("could not release a claim")
-
-    async def _after_check(self, target: Target, result) -> None:
+    async def _after_check(self, target: Target, state, result) -> None:
         """What follows any check in the daemon: wake the outbox, calibrate a new target, log."""
         if result.events:
-            self.outbox.wake.set()
-        if result.outcome == "first" and self.checker.calibrates(target):
-            await asyncio.sleep(self.settings.monitor.calibrate_delay)
-            state = self.store.state(target.name)
-            if state is not None:
-                await self.checker.calibrate(target, state)
+            self.delivery.wake()
         log.log(LOG_LEVELS.get(result.outcome, logging.INFO), "%s", result.line())
+        if result.outcome == "first" and self.checker.calibrates(target):
+            self.calibrating.add(state.id)
+            await asyncio.sleep(self.settings.monitor.calibrate_delay)
+            await self.checker.calibrate(target, state)
 
     async def run_discovery(self, name: str) -> None:
         site = self.settings.site(name)
@@ -161,82 +210,95 @@ class Daemon:
         level = logging.WARNING if found.errors else logging.INFO if found.new else logging.DEBUG
         log.log(level, "%s", found.line())
         if found.new:
-            self.posts_due.set()
+            self.due.set()
 
-    async def _check_post(self, post: Post, state) -> None:
+    def _settle(self) -> None:
+        """Write the unchanged checks held back for a batch, then release the finished checks'
+        claims (a failure leaves them to lapse when their lease ends)."""
+        done, self.finished = self.finished, []
         try:
-            await self._after_check(post, await self.checker.check(post, state))
-        finally:
-            self._release(state.id)
-            self.posts_in_flight.pop(state.id, None)
-            self.posts_due.set()
+            self.store.flush()
+            if done:
+                self.store.release_targets(done)
+        except Exception:
+            log.exception("could not write finished checks or release their claims")
 
-    def dispatch_posts(self) -> int:
-        """Start the checks of posts that are due, as far as there is room: at most `concurrency`
-        x 2 in flight overall, and per site no more than the fetcher lets through to a host plus a
-        small queue, so a slow or paused site never fills the room the others need."""
-        room = self.settings.monitor.concurrency * 2 - len(self.posts_in_flight)
-        if room <= 0 or not self.settings.sites:
+    def dispatch(self) -> int:
+        """Start the checks of targets that are due, soonest first, as far as there is room: at
+        most `concurrency` x 2 in flight overall, and per host (per site, for a site's posts) no
+        more than the fetcher lets through to a host plus a small queue, so a slow or paused
+        host never fills the room the others need."""
+        self._settle()
+        room = self.settings.monitor.concurrency * 2 - len(self.checking)
+        if room <= 0 or self.stopping.is_set():
             return 0
-        per_site = self.settings.monitor.per_host + QUEUED_PER_HOST
-        busy: dict[int, int] = {}
-        for site_id in self.posts_in_flight.values():
-            busy[site_id] = busy.get(site_id, 0) + 1
-        names = self.store.site_names()
-        now, started = utcnow(), 0
-        for site_id in [i for i, n in names.items() if self.settings.site(n) is not None]:
-            free = min(room - started, per_site - busy.get(site_id, 0))
-            if free <= 0:
-                continue
-            due = self.store.post_states([site_id], due_before=now, limit=free, skip=list(self.posts_in_flight),
-                                         free=True)
-            held = self.store.claim_targets(state.id for state in due)
-            for post, state in sites.posts(self.settings, [held[s.id] for s in due if s.id in held], names):
-                self.posts_in_flight[state.id] = site_id
-                task = asyncio.create_task(self._check_post(post, state))
-                self.in_flight.add(task)
-                task.add_done_callback(self.in_flight.discard)
-                started += 1
-        return started
+        per_key = self.settings.monitor.per_host + QUEUED_PER_HOST
+        busy = Counter(self.checking.values())
+        skip = [*self.checking, *self.calibrating]
+        now = utcnow()
+        candidates = []  # (due, target id, host or site id)
+        if self.names:
+            for row in self.store.due_targets(now, limit=room * SCAN_PER_SLOT, skip=skip):
+                if row.id in self.names:
+                    candidates.append((row.next_due_at, row.id, urlsplit(row.url).netloc.lower()))
+        site_names = self.store.site_names() if self.settings.sites else {}
+        for site_id in [i for i, n in site_names.items() if self.settings.site(n) is not None]:
+            free = min(room, per_key - busy[site_id])
+            if free > 0:
+                candidates += [(s.next_due_at, s.id, site_id) for s in
+                               self.store.post_states([site_id], due_before=now, limit=free, skip=skip, free=True)]
+        picked: dict[int, str | int] = {}
+        for _, target_id, key in sorted(candidates, key=lambda c: (c[0] is not None, c[0] or now)):
+            if len(picked) >= room:
+                break
+            if busy[key] < per_key:
+                busy[key] += 1
+                picked[target_id] = key
+        if not picked:
+            return 0
+        # Read again after the claim: another process may have checked one since it was read as due.
+        held = {i: s for i, s in self.store.claim_targets(picked).items() if s.next_due_at is None or s.next_due_at <= now}
+        configured = [(self.targets[self.names[i]], s) for i, s in held.items() if i in self.names]
+        posts = sites.posts(self.settings, [s for i, s in held.items() if i not in self.names], site_names)
+        for target, state in configured + posts:
+            self.checking[state.id] = picked[state.id]
+            task = asyncio.create_task(self._check(target, state))
+            self.in_flight.add(task)
+            task.add_done_callback(self.in_flight.discard)
+        self.finished += [i for i in picked if i not in self.checking]  # claimed (or not) but not started
+        return len(self.checking)
 
     async def _dispatcher(self) -> None:
         while not self.stopping.is_set():
-            self.posts_due.clear()
+            self.due.clear()
             try:
-                self.dispatch_posts()
+                self.dispatch()
             except Exception:
-                log.exception("could not read the posts that are due")
+                log.exception("could not read the targets that are due")
             try:
-                await asyncio.wait_for(self.posts_due.wait(), DISPATCH_EVERY)
+                await asyncio.wait_for(self.due.wait(), DISPATCH_EVERY)
             except TimeoutError:
                 pass
-            if self.posts_due.is_set():
-                await asyncio.sleep(0.05)  # let a burst of finished checks free their slots together
+            if self.due.is_set():
+                await asyncio.sleep(0.01)  # let a burst of finished checks free their slots together
 
     def schedule(self, settings: Settings) -> None:
-        """Make the scheduler's jobs match the targets and sites in settings."""
+        """Make the dispatcher's targets and the sites' discovery jobs match settings."""
         wanted = {t.name: t for t in settings.targets}
         states = self.store.sync_targets(settings)
-        for name in list(self.targets):
-            if name not in wanted:
-                self.scheduler.remove_job(name)
-                del self.targets[name]
         changed = [t for n, t in wanted.items() if self.targets.get(n) != t
                    or self.settings.interval(t) != settings.interval(t)]
         self.settings = settings
         self.checker.settings = settings
         self.outbox.settings = settings
         self.store.router = Router(settings)
-        runs = first_runs(changed, {n: s.next_due_at for n, s in states.items()}, settings.interval, utcnow())
-        for target in changed:
-            interval = settings.interval(target)
-            trigger = IntervalTrigger(seconds=interval, start_date=runs[target.name], timezone=timezone.utc,
-                                      jitter=interval * settings.monitor.jitter or None)
-            self.scheduler.add_job(self.run_check, trigger, args=[target.name], id=target.name,
-                                   name=target.name, replace_existing=True, max_instances=1, coalesce=True,
-                                   misfire_grace_time=max(1, int(interval / 2)), next_run_time=runs[target.name])
-            self.targets[target.name] = target
+        due = {n: s.next_due_at for n, s in states.items()}
+        runs = first_runs(changed, due, settings.interval, utcnow())
+        self.store.set_due({states[n].id: at for n, at in runs.items() if at != due[n]})
+        self.targets = wanted
+        self.names = {states[n].id: n for n in wanted}
         self._schedule_sites(settings)
+        self.due.set()
         log.info("watching %d targets and %d sites", len(self.targets), len(self.site_jobs))
 
     def _schedule_sites(self, settings: Settings) -> None:
@@ -311,20 +373,22 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
         self.schedule(self.settings)
         self.scheduler.start()
-        async with self.outbox, self.store.holding_claims():
-            watcher = asyncio.create_task(self._watch_config())
-            # Alerts left pending by an earlier run (or a crash) go out first.
-            delivery = asyncio.create_task(self.outbox.run(self.stopping))
-            dispatcher = asyncio.create_task(self._dispatcher())
-            log.info("daemon started (config %s)", self.settings.path)
-            await self.stopping.wait()
-            log.info("stopping: waiting for %d checks in flight", len(self.in_flight))
-            self.scheduler.shutdown(wait=False)
-            watcher.cancel()
-            dispatcher.cancel()
-            if self.in_flight:
-                await asyncio.gather(*self.in_flight, return_exceptions=True)
-            self.outbox.wake.set()
-            await delivery
+        self.delivery.start()
+        try:
+            async with self.store.holding_claims():
+                with self.store.batch():  # unchanged checks are written in batches (see _settle)
+                    watcher = asyncio.create_task(self._watch_config())
+                    dispatcher = asyncio.create_task(self._dispatcher())
+                    log.info("daemon started (config %s)", self.settings.path)
+                    await self.stopping.wait()
+                    log.info("stopping: waiting for %d checks in flight", len(self.in_flight))
+                    self.scheduler.shutdown(wait=False)
+                    watcher.cancel()
+                    dispatcher.cancel()
+                    if self.in_flight:
+                        await asyncio.gather(*self.in_flight, return_exceptions=True)
+                    self._settle()
+        finally:
+            await self.delivery.stop()
         self.store.checkpoint()
         log.info("stopped")

@@ -141,3 +141,16 @@ def test_overdue_targets_are_spread_not_fired_at_once():
     assert overdue[0] == now and overdue[-1] < now + timedelta(seconds=OVERDUE_SPREAD)
     gaps = {round((b - a).total_seconds(), 3) for a, b in zip(overdue, overdue[1:])}
     assert len(gaps) == 1, "evenly spread"
+
+
+def test_two_daemons_on_one_database_check_each_target_once_between_them(server, workspace, daemon_factory):
+    """The due time in the database decides what is checked, not a schedule inside each process:
+    two daemons on one database (a second one for throughput, or one started twice by mistake)
+    share the targets, and a target one of them just checked is not checked again by the other."""
+    server.set("/post", "<html><body><article><p>One page, two daemons.</p></article></body></html>")
+    workspace.write_config(config(server, ["post"], interval="1h"))
+    first, second = daemon_factory(), daemon_factory()
+    wait_for(lambda: checked(workspace, "post"))
+    time.sleep(3)  # both have looked for due targets many times since
+    assert [path for path, _ in server.requests] == ["/post"]
+    assert first.stop() == 0 and second.stop() == 0
