@@ -70,8 +70,16 @@ def learn(old_blocks: list[str], new: Extracted, strikes: dict[str, int]) -> tup
         return [], strikes
     strikes = dict(strikes)
     old_shapes = {mask_all(t) for t in old_blocks}
+    held = _by_path(new)
+    total = max(new.word_count, 1)
     rules = []
     for path, texts in changed.items():
+        # A path is positionless (`article > p` is every paragraph of the article): one holding a
+        # large share of the page is the content itself, edited now and then, never volatile,
+        # however many edits happen to land there.
+        if sum(len(t.split()) for t in held.get(path, [])) > DROP_SHARE * total:
+            strikes.pop(path, None)
+            continue
         strikes[path] = strikes.get(path, 0) + 1
         if strikes[path] < PATH_STRIKES:
             continue
@@ -79,7 +87,7 @@ def learn(old_blocks: list[str], new: Extracted, strikes: dict[str, int]) -> tup
         shapes = sorted({mask_all(t) for t in texts})
         if all(shape in old_shapes for shape in shapes):
             rules.append({"path": path, "action": "mask", "templates": shapes, "reason": reason})
-        elif sum(len(t.split()) for t in texts) <= DROP_SHARE * max(new.word_count, 1):
+        else:
             rules.append({"path": path, "action": "drop", "reason": reason})
         del strikes[path]
     return rules, strikes

@@ -128,6 +128,26 @@ def test_a_block_that_keeps_changing_alone_is_learned(server, workspace, receive
     assert "learned volatile" not in workspace.run("explain", "post").stdout
 
 
+def test_edits_to_different_paragraphs_never_teach_that_the_article_is_volatile(server, workspace, receiver):
+    """Every paragraph of an article shares one block path: edits landing there, however many,
+    are the content changing, and each one alerts (a learned rule would hide the article)."""
+    live = LivePost(server)
+    workspace.write_config(CONFIG.format(url=server.url("/post"), hook=receiver.url("/hook")))
+    workspace.run("check")
+    for i in range(5):  # a number in a different paragraph each time, then a reworded sentence
+        paragraphs = list(live.paragraphs)
+        paragraphs[i % len(paragraphs)] = paragraphs[i % len(paragraphs)].replace(".", f" ({2019 + i}).", 1)
+        live.paragraphs = paragraphs
+        workspace.run("check")
+    seen = kinds(workspace, silent=True)
+    assert len(seen) == 6 and set(seen[1:]) == {"added"}, seen  # five alerting edits, nothing rebaselined
+    assert len(receiver.delivered("/hook")) == 5
+    assert "changed alone" not in workspace.run("explain", "post").stdout  # (chrome rules from calibration only)
+    live.paragraphs = [p for p in live.paragraphs if "facial recognition" not in p]
+    workspace.run("check")
+    assert kinds(workspace)[-1] == "removed"
+
+
 @pytest.mark.parametrize("body, reason, gone", [
     ("<html><head><title>Page Not Found</title></head><body><main><h1>404</h1><p>Sorry, this page does not exist."
      "</p></main></body></html>", "error page (not found)", True),
