@@ -103,7 +103,7 @@ def slack(message: Message) -> dict:
 
 
 def payload(message: Message) -> dict:
-    """The webhook's JSON document (documented in the README)."""
+    """The webhook's JSON document (documented in docs/alerts.md)."""
     return {
         "alert_id": message.alert_id,
         "kind": message.kind,
