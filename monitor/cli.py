@@ -185,7 +185,6 @@ def _web_server(settings, store, host: str, port: int):
     try:
         return WebServer(settings, store, host, port)
     except ServeError as exc:
-        store.close()
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
 
@@ -201,12 +200,8 @@ def run(settings, with_web, host, port) -> None:
 
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
-    store = _store(settings)
-    web = _web_server(settings, store, host, port) if with_web else None
-    try:
-        run_daemon(settings, store, web)
-    finally:
-        store.close()
+    with _store(settings) as store:
+        run_daemon(settings, store, _web_server(settings, store, host, port) if with_web else None)
 
 
 @main.command()
@@ -217,13 +212,10 @@ def serve(settings, host, port) -> None:
     until stopped (SIGTERM/SIGINT)."""
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
-    store = _store(settings)
-    web = _web_server(settings, store, host, port)
-    click.echo(f"serving {web.url}")
-    try:
+    with _store(settings) as store:
+        web = _web_server(settings, store, host, port)
+        click.echo(f"serving {web.url}")
         web.run()
-    finally:
-        store.close()
 
 
 @main.command()
@@ -239,9 +231,8 @@ def alerts(settings, failed, as_json, flush) -> None:
             _fail("; ".join(problems))
     from .report import alert_list
 
-    store = _store(settings)
-    rows = alert_list(store, failed_only=failed)
-    store.close()
+    with _store(settings) as store:
+        rows = alert_list(store, failed_only=failed)
     if as_json:
         return _emit_json(rows)
     if not rows:
@@ -346,10 +337,9 @@ def targets(settings, as_json, include_inactive) -> None:
     """Each target: status, last check, versions, last change."""
     from .report import target_list
 
-    store = _store(settings)
-    store.sync_targets(settings)
-    rows = target_list(store, include_inactive, paused=settings.paused)
-    store.close()
+    with _store(settings) as store:
+        store.sync_targets(settings)
+        rows = target_list(store, include_inactive, paused=settings.paused)
     if as_json:
         return _emit_json(rows)
     if not rows:
@@ -387,16 +377,13 @@ def sites(settings, as_json, discover) -> None:
     from .app import discover_due
     from .report import site_list
 
-    store = _store(settings)
-    try:
+    with _store(settings) as store:
         store.sync_targets(settings)
         if discover:
             for found in asyncio.run(discover_due(settings, store, every=True)):
                 if not as_json:
                     click.echo(found.line())
         rows = site_list(store, settings)
-    finally:
-        store.close()
     if as_json:
         return _emit_json(rows)
     if not rows:
@@ -428,10 +415,9 @@ def history(settings, name, as_json, checks) -> None:
     """The versions and changes of one target, newest first."""
     from .report import history as build
 
-    store = _store(settings)
-    _target_or_fail(store, name)
-    data = build(store, name, checks=checks)
-    store.close()
+    with _store(settings) as store:
+        _target_or_fail(store, name)
+        data = build(store, name, checks=checks)
     if as_json:
         return _emit_json(data)
     t = data["target"]
@@ -500,21 +486,20 @@ def diff(settings, name, from_version, to_version, as_json, full, color) -> None
     through, added words green ([-removed-] and {+added+} without colour)."""
     from .report import diff_dict, diff_versions
 
-    store = _store(settings)
-    target = _target_or_fail(store, name)
-    versions = store.versions(target.id)  # newest first
-    if not versions:
-        _fail(f"{name} has no versions yet")
-    if from_version is None:
-        if len(versions) < 2:
-            _fail(f"{name} has only one version: nothing to compare yet")
-        old, new = versions[1], versions[0]
-    else:
-        old = _version(store, target, from_version, None)
-        new = _version(store, target, to_version, versions[0])
-    with _capture_of(f"{name} v{old.seq} → v{new.seq}"):
-        result = diff_versions(store, old, new)
-    store.close()
+    with _store(settings) as store:
+        target = _target_or_fail(store, name)
+        versions = store.versions(target.id)  # newest first
+        if not versions:
+            _fail(f"{name} has no versions yet")
+        if from_version is None:
+            if len(versions) < 2:
+                _fail(f"{name} has only one version: nothing to compare yet")
+            old, new = versions[1], versions[0]
+        else:
+            old = _version(store, target, from_version, None)
+            new = _version(store, target, to_version, versions[0])
+        with _capture_of(f"{name} v{old.seq} → v{new.seq}"):
+            result = diff_versions(store, old, new)
     if as_json:
         return _emit_json(diff_dict(name, old, new, result))
     from .report import render_ops
@@ -537,15 +522,14 @@ def show(settings, name, version, raw, as_json) -> None:
     from .extract import parse_text
     from .report import show_dict
 
-    store = _store(settings)
-    target = _target_or_fail(store, name)
-    versions = store.versions(target.id)
-    if not versions:
-        _fail(f"{name} has no versions yet")
-    chosen = _version(store, target, version, versions[0])
-    with _capture_of(f"{name} v{chosen.seq}"):
-        body = store.snapshots.get(chosen.raw_sha) if raw else store.snapshots.get_text(chosen.text_sha)
-    store.close()
+    with _store(settings) as store:
+        target = _target_or_fail(store, name)
+        versions = store.versions(target.id)
+        if not versions:
+            _fail(f"{name} has no versions yet")
+        chosen = _version(store, target, version, versions[0])
+        with _capture_of(f"{name} v{chosen.seq}"):
+            body = store.snapshots.get(chosen.raw_sha) if raw else store.snapshots.get_text(chosen.text_sha)
     if raw:
         sys.stdout.buffer.write(body)
         return

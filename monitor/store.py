@@ -171,6 +171,12 @@ class Store:
             self.engine.dispose()
             raise StoreError(f"cannot open {storage_error(database_url, exc)}") from exc
 
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         self.flush()
         if self._claimed:
