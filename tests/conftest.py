@@ -171,10 +171,11 @@ def daemon_config(server, names, interval="1s", paths=None):
 
 
 class Daemon:
-    def __init__(self, workspace):
+    def __init__(self, workspace, log_name: str = "daemon.log"):
         self.workspace = workspace
+        self.log_path = workspace.path / log_name
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.log = open(workspace.path / "daemon.log", "w")
+        self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "monitor", "-v", "run", "--config", str(workspace.config)],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
@@ -189,7 +190,7 @@ class Daemon:
         return code
 
     def output(self) -> str:
-        return (self.workspace.path / "daemon.log").read_text()
+        return self.log_path.read_text()
 
 
 @pytest.fixture
@@ -197,7 +198,7 @@ def daemon_factory(workspace):
     started = []
 
     def start():
-        daemon = Daemon(workspace)
+        daemon = Daemon(workspace, "daemon.log" if not started else f"daemon-{len(started) + 1}.log")
         started.append(daemon)
         return daemon
 

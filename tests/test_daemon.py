@@ -153,4 +153,5 @@ def test_two_daemons_on_one_database_check_each_target_once_between_them(server,
     wait_for(lambda: checked(workspace, "post"))
     time.sleep(3)  # both have looked for due targets many times since
     assert [path for path, _ in server.requests] == ["/post"]
-    assert first.stop() == 0 and second.stop() == 0
+    codes = first.stop(), second.stop()
+    assert codes == (0, 0), f"exit codes {codes}:\n{first.output()[-3000:]}\n---\n{second.output()[-3000:]}"
