@@ -81,7 +81,8 @@ def health(settings: Settings) -> tuple[bool, str]:
     try:
         age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
-        return False, f"no daemon heartbeat at {path}: is `monitor run` running with this config?"
+        return False, (f"no daemon heartbeat at {path}: is `monitor run` running with this config? (a daemon "
+                       "that stopped cleanly removes it)")
     except OSError as exc:
         return False, f"cannot read the daemon heartbeat {path}: {exc.strerror}"
     try:
@@ -391,4 +392,5 @@ class Daemon:
         finally:
             await self.delivery.stop()
         self.store.checkpoint()
+        heartbeat_path(self.settings).unlink(missing_ok=True)  # a stopped daemon is not healthy
         log.info("stopped")

@@ -25,6 +25,9 @@ def test_daemon_checks_on_interval_and_stops_cleanly(server, workspace, daemon_f
     assert workspace.run("health").stdout.startswith("ok: daemon heartbeat")
     assert daemon.stop() == 0
     assert "stopped" in daemon.output()
+    # Stopped is not healthy, at once (not 60 s later, when the heartbeat would have gone stale).
+    down = workspace.run("health", expect=1)
+    assert "no daemon heartbeat" in down.output + (down.stderr or "")
 
 
 def test_sigterm_lets_the_check_in_flight_finish(server, workspace, daemon_factory):
