@@ -201,6 +201,8 @@ class Checker:
                               detect.error_page(extracted.title, extracted.blocks, previous and previous.words))
                 if page_error:
                     error, missing = page_error
+                else:
+                    key = self._pin_scope(target, state, extracted, key)
         if error is not None:
             gone = (f"post deleted: HTTP {status} on {self.settings.monitor.gone_after} checks in a row; "
                     "its last text is kept") if isinstance(target, Post) else None
@@ -210,6 +212,16 @@ class Checker:
             return CheckResult(target.name, "missing" if missing else "error", _ms(started), status,
                                error=error, events=events)
         return await self._compare(target, state, previous, fetched, extracted, raw_sha, key, at, started)
+
+    def _pin_scope(self, target: Target, state: TargetState, extracted: Extracted, key: str) -> str:
+        """Keep the container this capture was read from (a "scope" rule, see extract.pin_rule), so
+        later checks watch the same one; returns the settings key with the pin in it."""
+        rules = list(state.rules or [])
+        if not target.learn or extracted.pin is None or extracted.pin in rules:
+            return key
+        rules = [r for r in rules if r.get("action") != "scope"] + [extracted.pin]
+        self.store.set_rules(state, rules, dict(state.path_strikes or {}))
+        return settings_key(target.selector, target.ignore, target.ignore_text, rules)
 
     def _settle_url(self, state: TargetState, fetched: FetchResult) -> TargetState | None:
         """A post's one URL: where it redirected to, or the <link rel=canonical> it names (on the
@@ -294,6 +306,8 @@ class Checker:
                     if learned or strikes != (state.path_strikes or {}):
                         self.store.set_rules(state, list(state.rules or []) + learned, strikes)
                 change = self._classify(state, previous, old, extracted, text_sha)
+                if extracted.repinned:
+                    change = dict(change, summary=f"{extracted.repinned}; {change['summary']}")
         elif isinstance(target, Post) and not state.baseline:
             # A post that appeared after the site's first discovery: its first version is the news.
             change = dict(change, event="new_post",

@@ -4,11 +4,19 @@ One block per paragraph, heading, list item, table row, quote or caption, in doc
 link targets and image descriptions are part of the text (`words ⟨https://…⟩`, `[image: …]`),
 so a changed link or a removed image is a change too.
 
-The default scope is the page's main content: the one <article>, else <main> / role=main, else
-the container that holds the most paragraph text (scored the way readability does). Inside it,
+The default scope is the page's main content. The container holding the most paragraph text is
+found the way readability scores it (paragraphs in <div>s count; sibling sections holding
+paragraphs too join it; it widens over a headline, a byline or more sections of prose, not over
+link lists). The <article>, <main> or role=main holding it is the scope; one that does not hold
+it is the scope only when it has at least half as much prose (an ad slot marked <main>, a share
+bar marked <article> are not the article); else the container itself. The container chosen at a
+target's first capture is pinned (a "scope" rule, see pin_rule) and reused, so an edit cannot
+move the scope; it is chosen again only when the page no longer has it. Inside the scope,
 page chrome is dropped: navigation, sidebars, footers, small forms, dialogs, hidden elements, and
 elements whose class or id names them as chrome (share bars, related posts, comments, cookie
-banners, ads, newsletter boxes, trending lists). Counters (views, shares, comments, claps…) and
+banners, ads, newsletter boxes, trending lists; camelCase names too), and lists of links (three
+or more items, mostly link text: related, trending, read next). The article's own containers are
+never dropped as chrome, whatever their names. Counters (views, shares, comments, claps…) and
 relative times ("5 minutes ago") have their numbers masked. Learned volatile rules (see
 monitor/volatile.py) mask or drop the blocks at the paths they name.
 
@@ -35,7 +43,7 @@ from . import words
 
 # Bump when the text this module produces for the same page changes; stored with each version so
 # a new extractor re-reads the previous capture instead of reporting its own change as an edit.
-EXTRACTOR_VERSION = 2
+EXTRACTOR_VERSION = 3
 
 BLOCK_TAGS = frozenset(
     "p h1 h2 h3 h4 h5 h6 li dt dd tr blockquote pre figcaption caption address summary legend "
@@ -56,7 +64,7 @@ SMALL_FORM_WORDS = 60  # a form with more text than this is a page layout (ASP.N
 CHROME_NAMES = re.compile(
     r"(?:^|[-_])(share\w*|sharing|social\w*|related|comments?|respond|newsletter|subscribe|subscription"
     r"|cookies?|consent|gdpr|banner|advert|advertisement|ad(?=[-_])|adslot|adsbygoogle|sponsored|promo|popular"
-    r"|trending|widgets?"
+    r"|trending"
     r"|sidebar|breadcrumbs?|pagination|pager|navigation|navbar|nav|menu|masthead|toolbar|skip|signup|modal"
     r"|popup|disqus|claps?|reactions?|likes?|footer)(?:$|[-_\d])", re.I)
 CONTENT_NAMES = re.compile(r"article|body|content|entry|main|page|post|text|blog|story|release|news", re.I)
@@ -66,7 +74,7 @@ _SPACES = re.compile(r"\s+")
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
 _PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
 MAX_ELEMENTS = 60_000
-_COUNTER_WORDS = (r"views?|comments?|shares?|likes?|reads?|claps?|responses?|reactions?|retweets?|reposts?"
+_COUNTER_WORDS = (r"min(?:ute)?s? read|views?|comments?|shares?|likes?|reads?|claps?|responses?|reactions?|retweets?|reposts?"
                   r"|followers?|subscribers?|votes?|visits?|visitors?|clicks?|points?|replies|reply|hits?")
 _COUNT_BEFORE = re.compile(rf"\b\d[\d,.]*(?:\s*[kKmM]\b)?(?=\s*(?:{_COUNTER_WORDS})\b)", re.I)
 _COUNT_AFTER = re.compile(rf"\b((?:{_COUNTER_WORDS})\s*[:(]?\s*)\d[\d,.]*(?:\s*[kKmM]\b)?", re.I)
@@ -97,6 +105,8 @@ class Extracted:
     scope: str = "body"
     paths: list[str] = field(default_factory=list)
     explained: list[Block] = field(default_factory=list)
+    pin: dict | None = None  # the scope rule that keeps this page's container (see pin_rule)
+    repinned: str | None = None  # why the pinned container was chosen again
 
     @property
     def lines(self) -> list[str]:
@@ -134,12 +144,16 @@ _COUNTER_HINT = re.compile(rf"\b(?:{_COUNTER_WORDS}|ago)\b", re.I)
 _DIGIT = re.compile(r"\d")
 
 
+_LONE_NUMBER = re.compile(r"^\W*\d[\d,.]*[kKmM]?\W*$")
+_DIGITS = re.compile(r"\d[\d,.]*")
 COUNTER_LINE_WORDS = 20  # counters live in short meta lines; prose keeps its numbers
 
 
 def mask_counters(text: str) -> str:
     """'1,234 views', 'Comments (12)', '5 minutes ago' -> numbers replaced by '#', in short
     lines only ("We received 3 comments from regulators" in a paragraph is content)."""
+    if _LONE_NUMBER.match(text):  # a counter on its own: "137", "(12)", "1.2k"
+        return _DIGITS.sub("#", text)
     if text.count(" ") >= COUNTER_LINE_WORDS or not _DIGIT.search(text) or not _COUNTER_HINT.search(text):
         return text
     text = _RELATIVE_TIME.sub(lambda m: re.sub(r"\d+", "#", m.group(0)), text)
@@ -206,8 +220,12 @@ def _hidden(el) -> bool:
         el.get("style") or "").replace(" ", "").lower()
 
 
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
 def _names(el) -> str:
-    return f"{el.get('id') or ''} {el.get('class') or ''}".strip()
+    """id and classes, camelCase split into words ("relatedContent" -> "related-Content")."""
+    return _CAMEL.sub("-", f"{el.get('id') or ''} {el.get('class') or ''}".strip())
 
 
 def _words(el) -> int:
@@ -252,6 +270,7 @@ class _Walker:
         self.blocks: list[Block] = []
         self.ignored: list[Block] = []
         self.scope_words = 0
+        self.keep: set = set()  # the article's text container and its ancestors: never chrome by name
         self._paths: dict = {}
 
     def _emit(self, text: str, el) -> None:
@@ -272,7 +291,7 @@ class _Walker:
         """Why el is not watched (None: it is)."""
         if el.get("data-monitor-ignore") is not None:
             return f"user rule: ignore {el.get('data-monitor-ignore')!r}"
-        if not self.drop_chrome:
+        if not self.drop_chrome or el in self.keep:
             return None
         if tag in CHROME_TAGS or el.get("role") in CHROME_ROLES:
             return f"page chrome: <{tag}{' role=' + el.get('role') if el.get('role') else ''}>"
@@ -280,6 +299,8 @@ class _Walker:
             return "page chrome: site header"
         if tag == "form" and _words(el) <= SMALL_FORM_WORDS:
             return "page chrome: form"
+        if tag in ("ul", "ol") and _link_list(el):
+            return "page chrome: a list of links"
         names = _names(el) if tag not in TEXT_TAGS else ""
         # A big container named after chrome is a layout wrapper ("content-with-sidebar"), not a widget.
         if names and CHROME_NAMES.search(names.replace(" ", "-")) and _words(el) < 0.4 * self.scope_words:
@@ -298,7 +319,9 @@ class _Walker:
     def walk(self, el, parts: list[str], in_article: bool = False) -> None:
         """Append el's inline text to parts, or emit blocks for el when it is a block."""
         tag = _tag(el)
-        if tag is None or tag in DROP_TAGS or _hidden(el):
+        # The article's own containers count even when hidden: a streamed page (React's
+        # <div hidden id="S:1">) keeps its article there until a script moves it.
+        if tag is None or tag in DROP_TAGS or (_hidden(el) and el not in self.keep):
             return
         reason = self._skip(el, tag, in_article)
         if reason:
@@ -345,6 +368,19 @@ class _Walker:
             self._flush(inner, el)
 
 
+LINK_LIST_SHARE = 0.7
+
+
+def _link_list(el) -> bool:
+    """A list of links (related, trending, read next): three or more items, mostly link text."""
+    items = [li for li in el if _tag(li) == "li"]
+    if len(items) < 3:
+        return False
+    text = len("".join(el.itertext()).split()) or 1
+    links = sum(len(a.text_content().split()) for a in el.iter("a"))
+    return links >= LINK_LIST_SHARE * text
+
+
 def _layout(el) -> bool:
     """A table row used for page layout: its cells hold sections, lists, headings or other
     tables, or far more text than a data row."""
@@ -372,17 +408,38 @@ def _content_score(el) -> float:
     return score
 
 
+_PARA_BLOCKS = ("p", "div", "table", "ul", "ol", "section", "article", "blockquote", "pre", "h1", "h2", "h3",
+                "h4", "h5", "h6", "form", "dl")
+
+
+def _holding_blocks(body) -> set:
+    """The elements with a block element (paragraph, list, table, section…) inside them."""
+    holding: set = set()
+    for el in body.iter(*_PARA_BLOCKS):
+        parent = el.getparent()
+        while parent is not None and parent not in holding:
+            holding.add(parent)
+            parent = parent.getparent()
+    return holding
+
+
+CLIMB_SHARE = 0.5
+
+
 def _best_container(body):
     """The element holding the most paragraph text, readability's way: each paragraph scores
     its parent fully and its grandparent half; link-heavy containers are discounted."""
     scores: dict = {}
-    for para in body.iter("p", "pre", "td", "blockquote"):
-        if _tag(para) == "td" and next(para.iter("p", "div", "table", "ul"), None) is not None:
-            continue  # a layout cell, not a paragraph
+    prose: dict = {}  # paragraph -> its words that are not link text
+    holding = _holding_blocks(body)
+    for para in body.iter("p", "pre", "td", "blockquote", "div"):
+        if _tag(para) in ("td", "div") and para in holding:
+            continue  # a layout cell or a wrapper, not a paragraph
         text = para.text_content()
         if len(text) < 25:
             continue
         points = 1 + text.count(",") + min(len(text) // 100, 3)
+        prose[para] = len(text.split()) - sum(len(a.text_content().split()) for a in para.iter("a"))
         parent = para.getparent()
         for el, share in ((parent, 1.0), (parent.getparent() if parent is not None else None, 0.5)):
             if el is None or _tag(el) in (None, "html"):
@@ -392,39 +449,104 @@ def _best_container(body):
             scores[el] += points * share
     if not scores:
         return None
-    def final(el):
-        text = len(el.text_content()) or 1
-        links = sum(len(a.text_content()) for a in el.iter("a"))
-        return scores[el] * (1 - links / text)
-    best = max(scores, key=final)
+    finals: dict = {}
+
+    def final(el) -> float:
+        if el not in finals:
+            text = len(el.text_content()) or 1
+            links = sum(len(a.text_content()) for a in el.iter("a"))
+            finals[el] = scores[el] * (1 - links / text)
+        return finals[el]
+    top = max(scores, key=final)
+    best, article = top, {top}
+    # Its siblings that hold paragraphs too (an article split into sections) join it, as in
+    # readability: a sibling scoring a fifth of the best (more when it shares the best's class).
+    parent = top.getparent()
+    if parent is not None and _tag(parent) not in ("body", "html"):
+        threshold = max(10.0, final(top) * 0.2)
+        for sibling in parent:
+            if sibling is top or sibling not in scores:
+                continue
+            bonus = final(top) * 0.2 if sibling.get("class") and sibling.get("class") == top.get("class") else 0
+            if final(sibling) + bonus >= threshold:
+                article.add(sibling)
+        if len(article) > 1:
+            best = parent
     # Climb while what the parent adds is prose rather than links (a lead image and caption, the
     # headline and byline) and at most half as much again: menus and link lists stop it.
     while (parent := best.getparent()) is not None and _tag(parent) not in ("body", "html"):
-        words, extra_words, extra_link_words = _words(best), _words(parent) - _words(best), 0
+        words, extra_words, extra_link_words, extra_prose = _words(best), _words(parent) - _words(best), 0, 0
         for child in parent:
             if child is not best and isinstance(child.tag, str):
                 extra_link_words += sum(len(a.text_content().split()) for a in child.iter("a"))
-        if extra_words > 0.5 * words or (extra_words and extra_link_words > 0.3 * extra_words):
+                extra_prose += sum(prose.get(el, 0) for el in child.iter())
+        if extra_words and extra_link_words > 0.3 * extra_words:
+            break
+        # More than half as much again only when it is paragraphs too (an article in sections).
+        if extra_words > CLIMB_SHARE * words and extra_prose < 0.6 * extra_words:
             break
         best = parent
-    return best
+    return best, article
 
 
-def _scope(root) -> tuple[list, str]:
-    articles = [el for el in root.iter("article")]
-    if len(articles) == 1:
-        return articles, "article"
-    for el in root.iter("main"):
-        return [el], "main"
-    for el in root.iter():
-        if el.get("role") == "main":
-            return [el], "[role=main]"
+def _own_words(el) -> int:
+    """Words of el's text that are not link text."""
+    return _words(el) - sum(len(a.text_content().split()) for a in el.iter("a"))
+
+
+def _scope(root) -> tuple[list, str, set]:
+    """The main content element, its name, and the densest text containers (kept whole).
+
+    An <article>, <main> or role=main is the scope when it holds the densest text, or at least
+    half as much prose as the densest container (an ad slot or a share bar marked up as <main>
+    or <article> is not the article)."""
     body = root.find("body")
     body = body if body is not None else root
-    best = _best_container(body)
-    if best is not None and best is not body:
-        return [best], f"densest text: {path_of(best)}"
-    return [body], "body"
+    best, article = _best_container(body) or (None, set())
+    articles = list(root.iter("article"))
+    semantic = ([(articles[0], "article")] if len(articles) == 1 else []) + [
+        (el, "main") for el in root.iter("main")] + [(el, "[role=main]") for el in root.iter() if el.get("role") == "main"]
+    if best is None or best is body:
+        if semantic:
+            return [semantic[0][0]], semantic[0][1], _article_in(semantic[0][0])
+        return [body], "body", article
+    ancestors = {best, *best.iterancestors()}
+    holding = [el for el in articles if el in ancestors]
+    if holding:
+        return [holding[-1]], "article", article
+    for el, name in semantic:
+        if el in ancestors:
+            return [el], name, article
+    prose = _own_words(best)
+    for el, name in semantic:
+        if _own_words(el) >= 0.5 * prose:
+            return [el], name, _article_in(el)
+    return [best], f"densest text: {path_of(best)}", article
+
+
+def _article_in(scope) -> set:
+    """The densest text containers inside scope (the same ones whether the scope was chosen now
+    or pinned earlier)."""
+    return (_best_container(scope) or (None, set()))[1]
+
+
+def pin_rule(el, why: str) -> dict:
+    """A scope rule: the container by its path (and which of the elements with that path), so
+    later checks watch the same one."""
+    root = el.getroottree().getroot()
+    path, cache = path_of(el), {}
+    same = [e for e in root.iter(el.tag) if path_of(e, cache) == path] if path else [el]
+    return {"path": path, "action": "scope", "nth": same.index(el), "reason": f"chosen at first capture: {why.split(': ', 1)[0]}"}
+
+
+def _pinned(root, rule: dict):
+    """The element a scope rule names, or None when the page no longer has it."""
+    if not rule["path"]:
+        body = root.find("body")
+        return body if body is not None else root
+    tag, cache = rule["path"].rsplit(" > ", 1)[-1].split("#")[0].split(".")[0], {}
+    same = [e for e in root.iter(tag) if path_of(e, cache) == rule["path"]]
+    return same[rule["nth"]] if rule["nth"] < len(same) else None
 
 
 def _title(root) -> str:
@@ -468,6 +590,7 @@ def extract(html: str, selector: str | None = None, ignore: list[str] | tuple = 
     """The watched text of a page. `url` resolves relative links; `rules` are learned volatile
     rules; `explain` also returns every ignored block with its reason."""
     root = parse(_mark_css(html, selector, ignore) if (selector or ignore) else html)
+    pin = repinned = None
     if root is None:
         return Extracted(title="", blocks=[], scope="empty")
     title = _title(root)
@@ -478,16 +601,27 @@ def extract(html: str, selector: str | None = None, ignore: list[str] | tuple = 
                                                  for p in el.iterancestors())]
         scope_name, drop_chrome = selector, False
     else:
-        scopes, scope_name = _scope(root)
         drop_chrome = True
+        pin = next((r for r in rules if r.get("action") == "scope"), None)
+        pinned = _pinned(root, pin) if pin else None
+        if pinned is not None:
+            scopes, scope_name = [pinned], f"pinned: {pin['path'] or 'body'} ({pin['reason']})"
+            article = _article_in(pinned)
+        else:
+            scopes, scope_name, article = _scope(root)
+            if pin:
+                repinned = f"the pinned scope {pin['path']!r} is gone; watching {scope_name} instead"
+                pin = None
     walker = _Walker(drop_chrome, base_url, explain)
+    if drop_chrome:
+        walker.keep = {a for el in article for a in (el, *el.iterancestors())}
     for scope in scopes:
         parts: list[str] = []
         walker.scope_words = _words(scope)
         walker.walk(scope, parts, in_article=_tag(scope) == "article" or not drop_chrome)
         walker._flush(parts, scope)
     patterns = [re.compile(p) for p in ignore_text]
-    by_path = {r["path"]: r for r in rules}
+    by_path = {r["path"]: r for r in rules if r.get("action") != "scope"}
     blocks = []
     for block in walker.blocks:
         text = block.text
@@ -509,8 +643,10 @@ def extract(html: str, selector: str | None = None, ignore: list[str] | tuple = 
     explained: list[Block] = []
     if explain:
         explained = _explain(root, scopes, scope_name, blocks, walker.ignored, base_url)
+    if not selector and pin is None:
+        pin = pin_rule(scopes[0], scope_name)
     return Extracted(title=title, blocks=[b.text for b in blocks], scope=scope_name,
-                     paths=[b.path for b in blocks], explained=explained)
+                     paths=[b.path for b in blocks], explained=explained, pin=pin, repinned=repinned)
 
 
 def _explain(root, scopes, scope_name, watched, ignored, base_url) -> list[Block]:
