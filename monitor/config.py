@@ -407,6 +407,7 @@ class Settings:
         self.config = config
         self.path = path
         self.base_dir = path.parent
+        self._by_name: dict[str, Target] | None = None
 
     @property
     def monitor(self) -> MonitorSettings:
@@ -433,7 +434,9 @@ class Settings:
     def watch(self, name: str, site: str | None = None) -> Watch | None:
         """The one answer to "which settings apply to this target" (keywords, channels, rules):
         its [[targets]] entry, or for a discovered post the [[sites]] entry it belongs to."""
-        target = next((t for t in self.targets if t.name == name), None)
+        if self._by_name is None:  # built once: the router and the outbox ask for every event
+            self._by_name = {t.name: t for t in self.targets}
+        target = self._by_name.get(name)
         return target if target is not None or site is None else self.site(site)
 
     @property
