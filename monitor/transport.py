@@ -21,7 +21,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
-from .addresses import AddressRefused, Policy, literal
+from .addresses import Policy, literal
 
 POLICY = "monitor.policy"  # the request extension that carries a fetch's Policy
 SCHEMES = ("http", "https")
@@ -38,8 +38,7 @@ class GuardedResolver(AbstractResolver):
         found = await self._resolver.resolve(host, port, family)
         allowed = [r for r in found if self.policy.refusal(r["host"]) is None]
         if found and not allowed:
-            raise AddressRefused(f"refused to connect to {host}: {self.policy.refusal(found[0]['host'])}, reached "
-                                 "through a redirect or a listed URL (set allow_private or allow_networks to permit it)")
+            self.policy.check(found[0]["host"], host)  # raises AddressRefused, worded in one place
         return allowed
 
     async def close(self) -> None:
