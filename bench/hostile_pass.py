@@ -10,57 +10,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import Page, PageServer  # noqa: E402
-from hostile_cases import ENCODINGS, RawServer, bomb, cases, run_measured  # noqa: E402
-
-CONFIG = """
-[monitor]
-retries = 0
-calibrate = false
-timeout = "5s"
-max_bytes = 1000000
-max_redirects = 5
-concurrency = 16
-per_host = 16
-"""
+from hostile_cases import HEALTHY, cases, names_of, run_pass  # noqa: E402
 
 
 def run(table: dict, folder: Path) -> dict:
-    raw, pages = RawServer(table), PageServer()
-    healthy = [f"healthy{i}" for i in range(8)]
-    names = {case: f"case{i:03d}" for i, case in enumerate(table)}
-    text = CONFIG
-    for case, name in names.items():
-        text += f'\n[[targets]]\nname = "{name}"\nurl = "{raw.url(case)}"\n'
-    for name in healthy:
-        pages.set(f"/{name}", Page(f"<html><body><article><p>Healthy words of {name}.</p></article></body></html>"))
-        text += f'\n[[targets]]\nname = "{name}"\nurl = "{pages.url("/" + name)}"\n'
-    config = folder / "targets.toml"
-    config.write_text(text)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    started = time.perf_counter()
-    _, peak_mb = run_measured(["check", "--config", str(config)], env, folder)
-    wall = time.perf_counter() - started
-    listing = json.loads(subprocess.run([sys.executable, "-m", "monitor", "targets", "--json", "--config", str(config)],
-                                        capture_output=True, text=True, env=env, check=True).stdout)
-    raw.close()
-    pages.close()
-    by_name = {t["name"]: t for t in listing}
-    expected_ok = sum(1 for case, name in names.items() if
+    done = run_pass(table, folder)
+    by_name = done["targets"]
+    expected_ok = sum(1 for case, name in names_of(table).items() if
                       (by_name[name]["status"] == "ok") == isinstance(table[case][1], tuple))
-    healthy_ok = sum(1 for n in healthy if by_name[n]["status"] == "ok")
-    return {"cases": len(table), "as_expected": expected_ok, "healthy_ok": healthy_ok, "wall_s": round(wall, 1),
-            "peak_rss_mb": round(peak_mb, 1)}
+    healthy_ok = sum(1 for n in HEALTHY if by_name[n]["status"] == "ok")
+    return {"cases": len(table), "as_expected": expected_ok, "healthy_ok": healthy_ok,
+            "wall_s": round(done["wall_s"], 1), "peak_rss_mb": round(done["rss_mb"], 1)}
 
 
 def main() -> None:
@@ -69,8 +36,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     table = {k: v for k, v in cases().items() if not args.only or args.only in k}
-    for encoding in ENCODINGS + ["deflate-raw"]:
-        bomb(encoding)
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as folder:
             print(json.dumps(run(table, Path(folder))))

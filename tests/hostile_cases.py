@@ -323,3 +323,61 @@ class RawServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# ---- one pass over the cases ---------------------------------------------------------------
+
+PASS_CONFIG = """
+[monitor]
+retries = 0
+calibrate = false
+timeout = "5s"
+max_bytes = 1000000
+max_redirects = 5
+concurrency = 16
+per_host = 16
+"""
+HEALTHY = [f"healthy{i}" for i in range(8)]
+
+
+def names_of(table: dict) -> dict[str, str]:
+    """Each case's target name."""
+    return {case: f"case{i:03d}" for i, case in enumerate(table)}
+
+
+def run_pass(table: dict, folder) -> dict:
+    """One real `monitor check` over every case of `table` (each a target on a raw loopback server)
+    plus HEALTHY targets on another server: the targets by name afterwards, the output, the pass's
+    peak RSS in MB and its wall time."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import ROOT, Page, PageServer
+
+    for encoding in ENCODINGS + ["deflate-raw"]:
+        bomb(encoding)  # made before the pass, not while the server answers
+    raw, pages = RawServer(table), PageServer()
+    names = names_of(table)
+    text = PASS_CONFIG + "".join(f'\n[[targets]]\nname = "{names[c]}"\nurl = "{raw.url(c)}"\n' for c in table)
+    for name in HEALTHY:
+        pages.set(f"/{name}", Page(f"<html><body><article><h1>{name}</h1><p>Healthy words of {name}.</p></article>"
+                                   "</body></html>"))
+        text += f'\n[[targets]]\nname = "{name}"\nurl = "{pages.url("/" + name)}"\n'
+    config = Path(folder) / "targets.toml"
+    config.write_text(text)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    try:
+        started = time.perf_counter()
+        output, rss_mb = run_measured(["check", "--config", str(config)], env, folder)
+        wall = time.perf_counter() - started
+        listing = subprocess.run([sys.executable, "-m", "monitor", "targets", "--json", "--config", str(config)],
+                                 capture_output=True, text=True, env=env, check=True).stdout
+    finally:
+        raw.close()
+        pages.close()
+    return {"targets": {t["name"]: t for t in json.loads(listing)}, "output": output, "rss_mb": rss_mb,
+            "wall_s": wall, "config": config}
+

@@ -2,64 +2,25 @@
 memory, nothing stored, and the healthy targets beside it checked as usual.
 
 One real `monitor check` process runs over all the cases at once (each case a target on a raw
-loopback server) plus healthy targets on another server; its peak memory is measured by the OS.
+loopback server) plus healthy targets on another server; its peak memory is its own VmHWM.
 """
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT, Page, PageServer
-from hostile_cases import ENCODINGS, RawServer, bomb, cases, run_measured
+from hostile_cases import HEALTHY, cases, names_of, run_pass
 
 CASES = cases()
-NAMES = {case: f"case{i:03d}" for i, case in enumerate(CASES)}
-HEALTHY = [f"healthy{i}" for i in range(8)]
-CONFIG = """
-[monitor]
-retries = 0
-calibrate = false
-timeout = "5s"
-max_bytes = 1000000
-max_redirects = 5
-concurrency = 16
-per_host = 16
-"""
+NAMES = names_of(CASES)
 PEAK_RSS_MB = 250  # bounded, not gigabytes: the 150 MB target is bench/hostile_pass.py's (147 MB there)
-
-
-def _target(name: str, url: str) -> str:
-    return f'\n[[targets]]\nname = "{name}"\nurl = "{url}"\n'
 
 
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory):
-    """Run one `monitor check` over every case; return (targets by name, peak RSS in MB, output)."""
-    folder = tmp_path_factory.mktemp("hostile")
-    for encoding in ENCODINGS + ["deflate-raw"]:
-        bomb(encoding)  # made before the pass, not while the server answers
-    raw = RawServer(CASES)
-    pages = PageServer()
-    for name in HEALTHY:
-        pages.set(f"/{name}", Page(f"<html><body><article><h1>{name}</h1><p>Healthy words of {name}.</p></article></body></html>"))
-    text = CONFIG + "".join(_target(NAMES[c], raw.url(c)) for c in CASES)
-    text += "".join(_target(n, pages.url(f"/{n}")) for n in HEALTHY)
-    config = folder / "targets.toml"
-    config.write_text(text)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    try:
-        output, rss_mb = run_measured(["check", "--config", str(config)], env, folder)
-        listing = subprocess.run([sys.executable, "-m", "monitor", "targets", "--json", "--config", str(config)],
-                                 capture_output=True, text=True, env=env, check=True).stdout
-    finally:
-        raw.close()
-        pages.close()
-    targets = {t["name"]: t for t in json.loads(listing)}
-    return {"targets": targets, "rss_mb": rss_mb, "output": output, "config": config}
+    """One `monitor check` over every case: targets by name, peak RSS in MB, output, config."""
+    return run_pass(CASES, tmp_path_factory.mktemp("hostile"))
 
 
 def test_the_pass_completes_with_bounded_memory(checked):
