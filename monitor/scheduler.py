@@ -27,7 +27,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from . import config, sites
-from .alerts.outbox import Outbox, Router
+from .alerts.outbox import Outbox
+from .alerts.routing import Router
 from .check import QUEUED_PER_HOST, Checker
 from .config import Settings, Target
 from .fetch import Fetcher

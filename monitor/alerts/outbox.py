@@ -20,7 +20,6 @@ from ..models import Alert, utcnow
 from ..store import Store
 from .base import REGISTRY, DeliveryError, keep_out_of_logs, redact
 from .message import Message, from_context
-from .routing import Router  # noqa: F401  (where the daemon finds it)
 from . import apprise_services, mail, slack, webhook  # noqa: F401  (they register themselves)
 
 log = logging.getLogger("monitor.alerts")
