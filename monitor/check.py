@@ -127,15 +127,9 @@ class Checker:
         started = time.perf_counter()
         fetched = None
         try:
-            fetched = await self.fetcher.fetch(
-                target.url,
-                etag=state.etag if state.last_version_id else None,
-                last_modified=state.last_modified if state.last_version_id else None,
-                headers=target.headers,
-                robots=target.robots,
-                origins=target.origins,
-                allow_private=self.settings.monitor.address_policy(target).allow_private,
-            )
+            fetched = await self._fetch(target, etag=state.etag if state.last_version_id else None,
+                                        last_modified=state.last_modified if state.last_version_id else None,
+                                        robots=target.robots)
             return await self._handle(target, state, fetched, at, started)
         except ClaimLost as exc:  # another process took the target over: its check counts, not this one
             log.warning("%s", exc)
@@ -213,6 +207,12 @@ class Checker:
                                error=error, events=events)
         return await self._compare(target, state, previous, fetched, extracted, raw_sha, key, at, started)
 
+    async def _fetch(self, target: Target, **kwargs) -> FetchResult:
+        """GET the target's page with its headers and its address policy (its configured origins)."""
+        return await self.fetcher.fetch(target.url, headers=target.headers, origins=target.origins,
+                                        allow_private=self.settings.monitor.address_policy(target).allow_private,
+                                        **kwargs)
+
     def _pin_scope(self, target: Target, state: TargetState, extracted: Extracted, key: str) -> str:
         """Keep the container this capture was read from (a "scope" rule, see extract.pin_rule), so
         later checks watch the same one; returns the settings key with the pin in it."""
@@ -250,9 +250,7 @@ class Checker:
         download and two more extractions."""
         if state.last_version_id is None:
             return 0
-        fetched = await self.fetcher.fetch(target.url, etag=state.etag, last_modified=state.last_modified,
-                                           headers=target.headers, origins=target.origins,
-                                           allow_private=self.settings.monitor.address_policy(target).allow_private)
+        fetched = await self._fetch(target, etag=state.etag, last_modified=state.last_modified)
         if not fetched.ok or fetched.not_modified or hashlib.sha256(fetched.body).hexdigest() == state.last_raw_sha:
             return 0
         first = self.store.version(state.last_version_id)

@@ -8,7 +8,6 @@ internal address) ends as a FetchResult with `error` set; nothing here raises fo
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import random
 import socket
 import time
@@ -138,8 +137,7 @@ class Fetcher:
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._hosts: dict[str, _Host] = {}
         self._robots = RobotsCache()
-        self._networks = tuple(ipaddress.ip_network(str(n), strict=False)
-                               for n in getattr(settings, "allow_networks", ()) or ())
+        self._networks = settings.address_policy().allow_networks
         self._origins: dict[str, tuple[float, frozenset[str]]] = {}  # host -> its address classes
         self._policies: dict[tuple[str, ...], tuple[float, Policy]] = {}  # origins -> their policy
 
