@@ -1,0 +1,21 @@
+"""fleet: shared snapshots, fleet-wide host pauses, workers
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-01
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = '0008'
+down_revision = '0007'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
