@@ -42,6 +42,7 @@ from monitor import config  # noqa: E402
 from monitor.app import open_store  # noqa: E402
 from monitor.check import Checker  # noqa: E402
 from monitor.fetch import Fetcher  # noqa: E402
+from monitor.sync import sync_targets  # noqa: E402
 
 REPEATS = 30
 REFERENCE = "a02f9935c853dd8ae126c0638d643af5475f9cbd"  # the last commit before issue 11's extraction (scope pinning, split articles)
@@ -86,7 +87,7 @@ async def measure(tmp: Path) -> dict[str, float]:
         f'\n[[targets]]\nname = "p{i}"\nurl = "http://127.0.0.1:{port}/p{i}.html"\n' for i in range(REPEATS)))
     settings = config.load(toml)
     store = open_store(settings)
-    states = store.sync_targets(settings)
+    states = sync_targets(settings, store)
     timings: dict[str, list[float]] = {"new": [], "chrome": [], "edited": []}
     try:
         async with Fetcher(settings.monitor) as fetcher:

@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor import config, detect  # noqa: E402
 from monitor.app import open_store  # noqa: E402
-from monitor.diff import diff_blocks  # noqa: E402
 from monitor.extract import Extracted  # noqa: E402
-from monitor.store import Capture, Due  # noqa: E402
+from monitor.store import Attempt, Capture, Due  # noqa: E402
+from monitor.sync import sync_targets  # noqa: E402
 
 NAME = "big-post"
 TARGET_MS = 100.0
@@ -89,7 +89,7 @@ def build(workdir: Path, versions: int, seed: int = 1) -> None:
     (workdir / "targets.toml").write_text(CONFIG.format(name=NAME))
     settings = config.load(workdir / "targets.toml")
     store = open_store(settings)
-    state = store.sync_targets(settings)[NAME]
+    state = sync_targets(settings, store)[NAME]
     rng = random.Random(seed)
     title = "Federal agencies continue to advance capabilities in the cloud"
     blocks = [paragraph(rng) for _ in range(25)]
@@ -112,18 +112,12 @@ def build(workdir: Path, versions: int, seed: int = 1) -> None:
                           words=extracted.word_count, blocks=len(blocks), extract_key="bench", http_status=200,
                           final_url="https://blog.example.org/2018/01/24/big-post/",
                           headers={"content-type": "text/html; charset=utf-8"}, etag=None, last_modified=None)
-        change = detect.first_version(extracted.word_count)
+        verdict = detect.first_version(extracted.word_count)
         if previous is not None:
-            earlier = store.earliest_with_text(state.id, capture.text_sha, exclude_id=state.last_version_id)
-            restored = detect.Earlier(earlier.id, earlier.seq, earlier.first_seen) if earlier else None
-            result = diff_blocks(previous.lines, extracted.lines)
-            verdict = detect.classify(result, restored)
-            change = {"kind": verdict.kind, "summary": verdict.summary, "score": verdict.score,
-                      "stats": dict(result["stats"], fallback=result["fallback"]), "passages": verdict.passages,
-                      "restored_version_id": earlier.id if earlier else None,
-                      "same_as_id": earlier.id if earlier else None, "alert": True}
-        store.record_version(state, capture, started + timedelta(hours=6 * seq), 120, change, Due(None, 0.0),
-                             previous_raw)
+            restored = store.earliest_with_text(state.id, capture.text_sha, exclude_id=state.last_version_id)
+            verdict = detect.compare(previous.lines, extracted.lines, restored)
+        store.record_version(state, capture=capture, verdict=verdict, due=Due(None, 0.0), previous_raw_sha=previous_raw,
+                             attempt=Attempt(started + timedelta(hours=6 * seq), 120, 200))
         previous, previous_raw = extracted, capture.raw_sha
         if seq % 100 == 0:
             print(f"  recorded {seq} versions", file=sys.stderr)

@@ -260,6 +260,48 @@ async def detect(url: str, settings: config_module.MonitorSettings) -> Found:
     return found
 
 
+LOOK_TIMEOUT = 15.0  # seconds `monitor add` gives a new page over HTTP (twice that in the browser)
+# The browser is suggested when a page rendered shows at least this many more watched words, and at
+# least twice as many, as its HTML alone: the article is written by its scripts.
+MORE_WORDS = 50
+
+
+def _words(html: str, url: str) -> int:
+    from .extract import ExtractError, extract
+
+    try:
+        return extract(html, url=url).word_count
+    except ExtractError:
+        return 0
+
+
+async def look(url: str, settings: config_module.MonitorSettings) -> str | None:
+    """A note on a page just added as a target: when the page rendered in a browser shows its
+    text and its HTML alone does not (see MORE_WORDS), a suggestion to set fetcher = "browser".
+    None when there is nothing to say (or the page could not be fetched: its first check will
+    tell). Fetches the page once over HTTP, and renders it when that found few words."""
+    from .browser import renderer
+    from .fetch import Fetcher
+
+    settings = settings.model_copy(update={"timeout": min(settings.timeout, LOOK_TIMEOUT), "retries": 0,
+                                           "browser_timeout": min(settings.browser_timeout, 2 * LOOK_TIMEOUT)})
+    async with Fetcher(settings) as fetcher:
+        plain = await fetcher.fetch(url)
+        if not plain.ok or plain.not_modified:
+            return None
+        words = _words(plain.text, plain.final_url or url)
+        if words >= MORE_WORDS:
+            return None
+        rendered = await renderer(fetcher).fetch(url, screenshot=False)
+    if not rendered.ok:
+        return None
+    shown = _words(rendered.text, rendered.final_url or url)
+    if shown < max(2 * words, words + MORE_WORDS):
+        return None
+    return (f"note: over HTTP the page shows {plural(words, 'word') if words else 'no text'}, rendered in a "
+            f'browser {plural(shown, "word")}: add fetcher = "browser" to its entry to watch what readers see')
+
+
 # ---- the command ------------------------------------------------------------------------------------
 
 def _canonical(url: str) -> str | None:
@@ -269,9 +311,10 @@ def _canonical(url: str) -> str | None:
         return None
 
 
-def add(path: Path, url: str, *, site: bool = False, name: str | None = None) -> str:
+def add(path: Path, url: str, *, site: bool = False, name: str | None = None, offline: bool = False) -> str:
     """Add url to the config at path as a target (or, with site, as a blog whose feeds and
-    sitemaps are detected now); return what was added, for the user. Raises AddError."""
+    sitemaps are detected now); return what was added, for the user. A target's page is then
+    looked at once (see look()) unless `offline`. Raises AddError."""
     url = url.strip()
     original = _read(path)
     settings = None
@@ -327,4 +370,7 @@ def add(path: Path, url: str, *, site: bool = False, name: str | None = None) ->
     lines = [f"added {what} to {path}" + (" (a new file)" if original is None else "")]
     if site:
         lines += [f"  feed     {u}" for u in entry["feeds"]] + [f"  sitemap  {u}" for u in entry["sitemaps"]]
+    elif not offline:
+        note = asyncio.run(look(url, settings.monitor if settings else config_module.MonitorSettings()))
+        lines += [note] if note else []
     return "\n".join(lines)

@@ -27,13 +27,22 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+def fetcher_for(settings: Settings, store: Store):
+    """A fetcher whose per-host limits and pauses hold for every worker sharing the database."""
+    from .fetch import Fetcher
+    from .fleet import shared_hosts
+
+    return Fetcher(settings.monitor, hosts=shared_hosts(store, settings.monitor))
+
+
 def open_store(settings: Settings) -> Store:
     from .alerts.routing import Router
-    from .snapshots import Snapshots
+    from .blobs import open_snapshots
     from .store import Store
 
-    return Store(settings.database_url, Snapshots(settings.snapshots_dir), router=Router(settings),
-                 lease_s=lease.length(settings.monitor))
+    store = Store.open(settings.database_url, None, router=Router(settings), lease_s=lease.length(settings.monitor))
+    store.snapshots = open_snapshots(settings, store.engine)  # a folder, the database, or a bucket
+    return store
 
 
 async def check_pass(settings: Settings, store: Store, names: list[str] | None = None) -> list[CheckResult]:
@@ -42,8 +51,10 @@ async def check_pass(settings: Settings, store: Store, names: list[str] | None =
     checked, to be where that post moved (then it is folded into it rather than reported new).
     Targets another process is checking are skipped (their results say so); the others are
     claimed for the pass and released at its end."""
+    from .sync import sync_targets
+
     wanted = set(names or ())
-    states = store.sync_targets(settings)
+    states = sync_targets(settings, store)
     jobs = [(t, states[t.name]) for t in settings.targets if not names or t.name in wanted]
     if settings.sites:
         from . import sites
@@ -68,12 +79,11 @@ async def _check_claimed(settings: Settings, store: Store, jobs: list) -> list[C
     if not jobs:
         return []
     from .check import Checker
-    from .fetch import Fetcher
 
     freeze_heap()
     results: list[CheckResult] = []
     with store.batch():
-        async with Fetcher(settings.monitor) as fetcher:
+        async with fetcher_for(settings, store) as fetcher:
             checker = Checker(settings, store, fetcher)
             known = [j for j in jobs if j[1].last_version_id is not None]
             fresh = [j for j in jobs if j[1].last_version_id is None]
@@ -89,17 +99,25 @@ async def _check_claimed(settings: Settings, store: Store, jobs: list) -> list[C
 
 
 async def discover_due(settings: Settings, store: Store, every: bool = False) -> list:
-    """Run the discovery of every site that is due (or of every site)."""
+    """Run the discovery of every site that is due (or of every site), each claimed for the time
+    it takes; a site another process is discovering is left to it (its result says so)."""
     if not settings.sites:
         return []
     from . import sites
-    from .fetch import Fetcher
     from .models import utcnow
+    from .sync import sync_targets
 
-    store.sync_targets(settings)
-    due = settings.sites if every else sites.due_sites(settings, store, utcnow())
-    async with Fetcher(settings.monitor) as fetcher:
-        return [await sites.discover_site(settings, store, fetcher, site) for site in due]
+    sync_targets(settings, store)
+    now = utcnow()
+    due = settings.sites if every else sites.due_sites(settings, store, now)
+    held = {r.name: r.id for r in store.claim_sites(now, [s.name for s in due], due_only=False)}
+    try:
+        async with store.holding_claims(), fetcher_for(settings, store) as fetcher:
+            return [await sites.discover_site(settings, store, fetcher, site) if site.name in held
+                    else sites.Discovery(site.name, busy=True) for site in due]
+    finally:
+        for site_id in held.values():
+            store.release_site(site_id)
 
 
 MIN_TARGETS_PER_WORKER = 100  # below this a second process costs more than it saves
@@ -117,9 +135,10 @@ def due_names(settings: Settings, store: Store) -> list[str]:
     """The targets and posts whose next check is due (or that were never checked): what a cron
     job running `monitor check --due` every few minutes checks, so posts keep their own pace."""
     from .models import utcnow
+    from .sync import sync_targets
 
     now = utcnow()
-    states = store.sync_targets(settings)
+    states = sync_targets(settings, store)
     due = [n for n, st in states.items() if st.next_due_at is None or st.next_due_at <= now]
     if settings.sites:
         due += [st.name for st in store.post_states(due_before=now)]
@@ -131,6 +150,8 @@ def run_pass(settings: Settings, store: Store, names: list[str] | None = None) -
     CPU-bound (parsing, diffing, HTTP in Python), so each core takes a share of the targets.
     Hosts stay polite: the per-host and global limits are divided among the processes. Each
     process writes its own checks; only this one delivers alerts, afterwards."""
+    from .sync import sync_targets
+
     configured = [t.name for t in settings.targets]
     posts = [st.name for st in store.post_states()] if settings.sites else []
     unknown = sorted(set(names or ()) - set(configured) - set(posts))
@@ -138,13 +159,13 @@ def run_pass(settings: Settings, store: Store, names: list[str] | None = None) -
         raise ConfigError(f"{settings.path}: no target named {', '.join(map(repr, unknown))}")
     chosen = [n for n in configured + posts if not names or n in names]
     if not chosen:
-        store.sync_targets(settings)  # targets no longer configured go inactive
+        sync_targets(settings, store)  # targets no longer configured go inactive
         return []
     from . import check, fetch  # noqa: F401  (the pipeline, loaded once here rather than in each worker)
     workers = worker_count(settings, len(chosen))
     if workers == 1:
         return loop.run(check_pass(settings, store, names))
-    store.sync_targets(settings)
+    sync_targets(settings, store)
     store.engine.dispose()  # no database connection may cross the fork
     share = _share(settings, workers)
     chunks = [chosen[i::workers] for i in range(workers)]
@@ -205,12 +226,11 @@ async def deliver_alerts(settings: Settings, store: Store, wait: float = 0.0, ev
 def run_daemon(settings: Settings, store: Store, web=None) -> None:
     """The daemon until SIGTERM/SIGINT; with `web` (a web.server.WebServer), the web UI in the
     same event loop, stopped with it."""
-    from .fetch import Fetcher
     from .scheduler import Daemon
 
     async def main() -> None:
         freeze_heap()
-        async with Fetcher(settings.monitor) as fetcher:
+        async with fetcher_for(settings, store) as fetcher:
             daemon = Daemon(settings, store, fetcher)
             if web is None:
                 await daemon.run()
@@ -223,13 +243,15 @@ def run_daemon(settings: Settings, store: Store, web=None) -> None:
 async def explain_page(settings: Settings, target, url: str | None, rules: list[dict]) -> dict:
     """Fetch a page (a target, or any URL with zero configuration) and report every block with
     why it is watched or ignored."""
+    from .browser import fetch_of
     from .extract import extract
     from .fetch import Fetcher
 
-    async with Fetcher(settings.monitor) as fetcher:
-        fetched = await fetcher.fetch(target.url if target else url, headers=target.headers if target else None,
-                                      origins=target.origins if target else None,
-                                      allow_private=settings.monitor.address_policy(target).allow_private)
+    async with Fetcher(settings.monitor) as fetcher:  # a target with fetcher = "browser": rendered
+        fetched = await fetch_of(fetcher, target)(target.url if target else url,
+                                                  headers=target.headers if target else None,
+                                                  origins=target.origins if target else None,
+                                                  allow_private=settings.monitor.address_policy(target).allow_private)
     if not fetched.ok or fetched.not_modified:
         raise ConfigError(f"could not fetch {fetched.url}: {fetched.error or f'HTTP {fetched.status}'}")
     page = extract(fetched.text, target.selector if target else None, target.ignore if target else (),

@@ -19,14 +19,13 @@ from urllib.parse import urlsplit
 from . import detect, pace, volatile
 from .config import Post, Settings, Target
 from .discover import DiscoveryError, canonical, canonical_link
-from .diff import diff_blocks
-from .extract import ExtractError, Extracted, extract, fold, parse_text, settings_key
+from .extract import ExtractError, Extracted, extract, parse_text, settings_key
 from .fetch import Fetcher, FetchResult, decode
 from .models import utcnow
 from .results import SKIPPED, CheckResult
 from .snapshots import SnapshotError
 from .storage import STORAGE_ERRORS, storage_error
-from .store import Capture, ClaimLost, Due, Store, TargetState
+from .store import Attempt, Capture, ClaimLost, Due, Failure, Store, TargetState
 
 log = logging.getLogger("monitor.check")
 
@@ -127,7 +126,7 @@ class Checker:
         started = time.perf_counter()
         fetched = None
         try:
-            fetched = await self._fetch(target, etag=state.etag if state.last_version_id else None,
+            fetched = await self._fetch(target, state, etag=state.etag if state.last_version_id else None,
                                         last_modified=state.last_modified if state.last_version_id else None,
                                         robots=target.robots)
             return await self._handle(target, state, fetched, at, started)
@@ -143,8 +142,9 @@ class Checker:
                 log.exception("check of %s failed", target.name)
                 unsaved, error = None, f"internal error: {type(exc).__name__}: {exc}"
         try:
-            self.store.record_failure(state, at, _ms(started), None, error, False,
-                                      self.settings.monitor.gone_after, self.next_due(target, state, at, "error"))
+            self.store.record_failure(state, attempt=Attempt(at, _ms(started)),
+                                      failure=Failure(error, gone_after=self.settings.monitor.gone_after),
+                                      due=self.next_due(target, state, at, "error"))
         except STORAGE_ERRORS as exc:
             log.error("%s: could not record the failed check either: %s", target.name, self._storage_error(exc))
         except Exception:
@@ -200,18 +200,35 @@ class Checker:
         if error is not None:
             gone = (f"post deleted: HTTP {status} on {self.settings.monitor.gone_after} checks in a row; "
                     "its last text is kept") if isinstance(target, Post) else None
-            events = self.store.record_failure(state, at, _ms(started), status, error, missing,
-                                               self.settings.monitor.gone_after,
-                                               self.next_due(target, state, at, "error"), gone_summary=gone)
+            events = self.store.record_failure(
+                state, attempt=Attempt(at, _ms(started), status), due=self.next_due(target, state, at, "error"),
+                failure=Failure(error, gone_after=self.settings.monitor.gone_after, missing=missing, gone_summary=gone))
             return CheckResult(target.name, "missing" if missing else "error", _ms(started), status,
                                error=error, events=events)
         return await self._compare(target, state, previous, fetched, extracted, raw_sha, key, at, started)
 
-    async def _fetch(self, target: Target, **kwargs) -> FetchResult:
-        """GET the target's page with its headers and its address policy (its configured origins)."""
-        return await self.fetcher.fetch(target.url, headers=target.headers, origins=target.origins,
-                                        allow_private=self.settings.monitor.address_policy(target).allow_private,
-                                        **kwargs)
+    async def _fetch(self, target: Target, state: TargetState | None = None, **kwargs) -> FetchResult:
+        """GET the target's page with its headers and its address policy (its configured origins);
+        with fetcher = "browser", render it (monitor/browser.py), with a screenshot when its text
+        is new to the target's `state` (none without one)."""
+        from .browser import fetch_of
+
+        shoot = functools.partial(self._new_text, target, state) if target.screenshots and state else False
+        return await fetch_of(self.fetcher, target, shoot)(
+            target.url, headers=target.headers, origins=target.origins,
+            allow_private=self.settings.monitor.address_policy(target).allow_private, **kwargs)
+
+    def _new_text(self, target: Target, state: TargetState, html: str, url: str) -> bool:
+        """Whether a rendered page's text differs from the target's last version's: only then is
+        its screenshot taken (it costs more than the rendering)."""
+        if state.last_version_id is None:
+            return True
+        try:
+            text = self._extract(target, html, url, self._rules(target, state)).text()
+            previous = self.store.version(state.last_version_id)
+        except Exception:  # the check will say what is wrong with the page
+            return True
+        return hashlib.sha256(text.encode("utf-8")).hexdigest() != previous.text_sha
 
     def _pin_scope(self, target: Target, state: TargetState, extracted: Extracted, key: str) -> str:
         """Keep the container this capture was read from (a "scope" rule, see extract.pin_rule), so
@@ -272,9 +289,9 @@ class Checker:
 
     def _unchanged(self, target, state, fetched, at, started, raw_sha) -> CheckResult:
         was_failing = state.status in ("error", "gone")
-        self.store.record_unchanged(state, at, _ms(started), fetched.status, _header(fetched, "etag"),
-                                    _header(fetched, "last-modified"), raw_sha,
-                                    self.next_due(target, state, at, "unchanged"),
+        self.store.record_unchanged(state, attempt=Attempt(at, _ms(started), fetched.status),
+                                    due=self.next_due(target, state, at, "unchanged"), etag=_header(fetched, "etag"),
+                                    last_modified=_header(fetched, "last-modified"), raw_sha=raw_sha,
                                     recovered_event="check succeeded again, text unchanged" if was_failing else None)
         return CheckResult(state.name, "unchanged", _ms(started), fetched.status,
                            events=["recovered"] if was_failing else [])
@@ -283,7 +300,7 @@ class Checker:
                  raw_sha: str, key: str, at: datetime, started: float) -> CheckResult:
         text = extracted.text()
         text_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        change = detect.first_version(extracted.word_count)
+        verdict = detect.first_version(extracted.word_count)
         if previous is not None:
             if previous.text_sha == text_sha:
                 return self._unchanged(target, state, fetched, at, started, raw_sha=raw_sha)
@@ -293,29 +310,27 @@ class Checker:
                 # Its capture is missing or damaged: nothing to compare with. Recording goes on,
                 # from this capture as the new baseline, and says so.
                 log.warning("%s: previous capture v%d unreadable (%s); re-captured", target.name, previous.seq, exc)
-                change = _recaptured(f"previous capture v{previous.seq} missing or damaged ({exc}); re-captured "
-                                     "as the new baseline (an edit made in between cannot be shown)")
+                verdict = detect.previous_lost(previous.seq, exc)
             except ExtractError as exc:
-                change = _recaptured(f"extraction settings changed and the previous capture v{previous.seq} "
-                                     f"does not fit them ({exc}); re-captured as the new baseline", alert=False)
+                verdict = detect.previous_unfit(previous.seq, exc)
             else:
                 if target.learn and old.lines != extracted.lines:
                     learned, strikes = volatile.learn(old.blocks, extracted, state.path_strikes or {})
                     if learned or strikes != (state.path_strikes or {}):
                         self.store.set_rules(state, list(state.rules or []) + learned, strikes)
-                change = self._classify(state, previous, old, extracted, text_sha)
-                if extracted.repinned:
-                    change = dict(change, summary=f"{extracted.repinned}; {change['summary']}")
+                restored = self.store.earliest_with_text(state.id, text_sha, exclude_id=previous.id)
+                verdict = detect.compare(old.lines, extracted.lines, restored, note=extracted.repinned)
         elif isinstance(target, Post) and not state.baseline:
             # A post that appeared after the site's first discovery: its first version is the news.
-            change = dict(change, event="new_post",
-                          event_summary=f"new post: {extracted.title or target.url} ({change['summary'].split(': ', 1)[-1]})")
+            verdict = detect.new_post(extracted.word_count, extracted.title or target.url)
         capture = Capture(raw=fetched.body, raw_sha=raw_sha, text=text, text_sha=text_sha, title=extracted.title,
                           words=extracted.word_count, blocks=len(extracted.blocks), extract_key=key,
                           http_status=fetched.status, final_url=fetched.final_url, headers=fetched.headers,
-                          etag=_header(fetched, "etag"), last_modified=_header(fetched, "last-modified"))
-        due = self.next_due(target, state, at, "changed")
-        record = functools.partial(self.store.record_version, state, capture, at, _ms(started), change, due)
+                          etag=_header(fetched, "etag"), last_modified=_header(fetched, "last-modified"),
+                          screenshot=fetched.screenshot, response=fetched.response)
+        record = functools.partial(self.store.record_version, state, capture=capture, verdict=verdict,
+                                   attempt=Attempt(at, _ms(started), fetched.status),
+                                   due=self.next_due(target, state, at, "changed"))
         loop = asyncio.get_running_loop()
         try:
             seq = await loop.run_in_executor(self._writer, functools.partial(
@@ -324,10 +339,10 @@ class Checker:
             log.warning("%s: previous capture v%d damaged (%s); this one is stored whole", target.name,
                         previous.seq, exc)
             seq = await loop.run_in_executor(self._writer, record)
-        touched = detect.keyword_hits(target.keywords, change.get("passages") or []) if change["kind"] != "first" else []
-        return CheckResult(target.name, "first" if change["kind"] == "first" else "changed", _ms(started),
-                           fetched.status, kind=change["kind"], summary=change["summary"], version=seq,
-                           events=[change.get("event", change["kind"])] if change["alert"] else [], keywords=touched)
+        touched = detect.keyword_hits(target.keywords, verdict.passages) if verdict.kind != "first" else []
+        return CheckResult(target.name, verdict.outcome, _ms(started), fetched.status, kind=verdict.kind,
+                           summary=verdict.summary, version=seq, events=[verdict.event_kind] if verdict.alert else [],
+                           keywords=touched)
 
     def _previous_text(self, target: Target, state: TargetState, previous, key: str) -> Extracted:
         """The text of the previous version, as the current settings read it."""
@@ -337,31 +352,6 @@ class Checker:
         # capture again the current way, so only the page's own edits count.
         old_html = decode(self.store.snapshots.get(previous.raw_sha), (previous.headers or {}).get("content-type"))[0]
         return self._extract(target, old_html, previous.final_url, self._rules(target, state))
-
-    def _classify(self, state: TargetState, previous, old: Extracted, new: Extracted, text_sha: str) -> dict | None:
-        if old.lines == new.lines:
-            # Same text under new extraction settings: a new baseline, not an edit.
-            return {"kind": "rebaselined", "summary": "extraction settings changed; text the same", "score": 0.0,
-                    "stats": {}, "passages": [], "alert": False}
-        earlier = self.store.earliest_with_text(state.id, text_sha, exclude_id=previous.id)
-        restored = detect.Earlier(earlier.id, earlier.seq, earlier.first_seen) if earlier else None
-        result = diff_blocks(old.lines, new.lines)
-        verdict = detect.classify(result, restored)
-        stats = dict(result["stats"], fallback=result["fallback"])
-        if not restored and len(verdict.passages) < detect.MAX_PASSAGES and all(
-                fold(p["removed"]) == fold(p["added"]) for p in verdict.passages):
-            return {"kind": "formatting", "summary": "typography only (quotes, dashes, ellipses): no words changed",
-                    "score": 0.0, "stats": stats, "passages": verdict.passages, "alert": True}
-        return {"kind": verdict.kind, "summary": verdict.summary, "score": verdict.score, "stats": stats,
-                "passages": verdict.passages, "restored_version_id": earlier.id if earlier else None,
-                "same_as_id": earlier.id if earlier else None, "alert": True}
-
-
-def _recaptured(summary: str, alert: bool = True) -> dict:
-    """A version recorded as a new baseline because the previous one cannot be compared with;
-    with `alert`, an 'error' event says why (a lost or damaged capture is lost evidence)."""
-    return {"kind": "rebaselined", "summary": summary, "score": 0.0, "stats": {}, "passages": [], "alert": alert,
-            "event": "error"}
 
 
 def _header(fetched: FetchResult, name: str) -> str | None:

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import json
 import logging
 import sys
 
@@ -13,86 +11,8 @@ import click
 from . import config as config_module
 from .words import plural
 
-EXIT_CONFIG = 2
-
-
-def _settings(path: str | None) -> config_module.Settings:
-    try:
-        return config_module.load(path)
-    except config_module.ConfigError as exc:
-        click.echo(f"config error: {exc}", err=True)
-        sys.exit(EXIT_CONFIG)
-
-
-CONFIG_HELP = "Path to targets.toml (default: ./targets.toml, or $MONITOR_CONFIG)."
-VERBOSE_HELP = "More logging (-vv for debug)."
-
-
-def _verbosity(verbose: int) -> None:
-    """Log warnings and up, -v info, -vv debug; libraries speak only of problems unless -vv."""
-    logging.getLogger().setLevel(logging.WARNING - 10 * verbose)
-    for name in ("alembic", "apscheduler", "httpx", "httpcore", "uvicorn.access"):
-        logging.getLogger(name).setLevel(logging.WARNING if verbose < 2 else logging.NOTSET)
-
-
-def with_config(func):
-    """Every command takes --config (default ./targets.toml or $MONITOR_CONFIG) and -v, before or
-    after the command's name, as git-style tools do."""
-
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help=CONFIG_HELP)
-    @click.option("-v", "--verbose", "command_verbose", count=True, help=VERBOSE_HELP)
-    @functools.wraps(func)
-    def wrapper(*args, config_path=None, command_verbose=0, **kwargs):
-        group = click.get_current_context().find_root().obj or {}
-        if command_verbose:
-            _verbosity(group.get("verbose", 0) + command_verbose)
-        settings = _settings(config_path or group.get("config"))
-        try:
-            return func(*args, settings=settings, **kwargs)
-        except config_module.ConfigError as exc:  # found only against the database, e.g. a name clash
-            _config_error(settings, exc)
-
-    return wrapper
-
-
-def _config_error(settings, exc) -> None:
-    message = str(exc)
-    if not message.startswith(str(settings.path)):
-        message = f"{settings.path}: {message}"
-    click.echo(f"config error: {message}", err=True)
-    sys.exit(EXIT_CONFIG)
-
-
-def _store(settings):
-    """The store, or exit 2 naming the database and why it cannot be opened."""
-    from .app import open_store
-    from .store import StoreError
-
-    try:
-        return open_store(settings)
-    except StoreError as exc:
-        _fail(str(exc), EXIT_CONFIG)
-
-
-@contextlib.contextmanager
-def _saving(store, problems: list[str]):
-    """Note a failing database or disk (full, read-only, gone) in `problems` instead of raising:
-    the command reports what it did, then the problem, and exits non-zero."""
-    from .storage import STORAGE_ERRORS, storage_error
-
-    try:
-        yield
-    except STORAGE_ERRORS as exc:
-        problems.append(storage_error(store.url, exc, store.snapshots.root))
-
-
-def _emit_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def _fail(message: str, code: int = 1):
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+from .cli_shared import (CONFIG_HELP, EXIT_CONFIG, VERBOSE_HELP, _config_error, _emit_json, _fail,  # noqa: F401
+                         _saving, _store, _verbosity, with_config)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -149,7 +69,7 @@ def check(settings, names, discover, due) -> None:
                f"{summary or ('stopped' if problems else 'nothing to do')}")
     if skipped:
         click.echo(f"skipped {plural(skipped, 'target')} being checked by another process")
-    if settings.config.alerts:
+    if settings.config.alerts or settings.monitor.save_page_now:
         problems += _deliver(settings, wait=settings.monitor.alert_wait)
     problems += [r.unsaved for r in results if r.unsaved]
     if problems:
@@ -318,15 +238,50 @@ def explain(settings, name, url, forget, as_json) -> None:
 
 @main.command()
 @with_config
-def health(settings) -> None:
+@click.option("--fleet", "fleet_wide", is_flag=True,
+              help="Judge the whole fleet (a live worker, no check overdue), not this machine's daemon.")
+def health(settings, fleet_wide) -> None:
     """Exit 0 when the daemon for this config is alive (its heartbeat is recent) and can save
-    its captures (the snapshots folder takes a write), 1 otherwise."""
-    from .scheduler import health as daemon_health
+    its captures (a snapshots folder takes a write), 1 otherwise; then how the fleet of workers
+    sharing its database is doing."""
+    from .health import health_lines
 
-    ok, message = daemon_health(settings)
+    ok, lines = health_lines(settings, fleet_wide)
+    for line in lines[:-1] if not ok else lines:
+        click.echo(line)
     if not ok:
-        _fail(message)
-    click.echo(message)
+        _fail(lines[-1])
+
+
+@main.command()
+@with_config
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def workers(settings, as_json) -> None:
+    """The workers sharing this config's database: each `monitor run` with its last heartbeat,
+    and every process holding claims (on targets, alerts, sites' discoveries, and hosts' request places)."""
+    from .fleet import worker_list
+
+    with _store(settings) as store:
+        rows = worker_list(store.engine)
+    if as_json:
+        return _emit_json(rows)
+    if not rows:
+        return click.echo("no workers: no `monitor run` has a heartbeat here and no process holds a claim")
+    click.echo(f"{'WORKER':<40} {'STATE':<13} {'BEAT':>7} {'UP':>7} {'CHECKS':>8} {'NOW':>5} "
+               f"{'TARGETS':>7} {'ALERTS':>6} {'SITES':>5} {'HOSTS':>5}")
+    for w in rows:
+        beat = "-" if w["beat_age"] is None else _age(w["beat_age"])
+        up = "-" if w["up"] is None else _age(w["up"])
+        click.echo(f"{w['worker']:<40} {w['state']:<13} {beat:>7} {up:>7} {_count(w['checks']):>8} "
+                   f"{_count(w['in_flight']):>5} {w['targets']:>7,} {w['alerts']:>6,} {w['sites']:>5,} {w['host_places']:>5,}")
+
+
+def _count(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds:.0f}s" if seconds < 60 else _short_duration(seconds)
 
 
 @main.command()
@@ -336,9 +291,10 @@ def health(settings) -> None:
 def targets(settings, as_json, include_inactive) -> None:
     """Each target: status, last check, versions, last change."""
     from .report import target_list
+    from .sync import sync_targets
 
     with _store(settings) as store:
-        store.sync_targets(settings)
+        sync_targets(settings, store)
         rows = target_list(store, include_inactive, paused=settings.paused)
     if as_json:
         return _emit_json(rows)
@@ -376,9 +332,10 @@ def sites(settings, as_json, discover) -> None:
     """Each site: its feeds and sitemaps, posts watched, and how its last discovery went."""
     from .app import discover_due
     from .report import site_list
+    from .sync import sync_targets
 
     with _store(settings) as store:
-        store.sync_targets(settings)
+        sync_targets(settings, store)
         if discover:
             for found in asyncio.run(discover_due(settings, store, every=True)):
                 if not as_json:
@@ -398,12 +355,12 @@ def sites(settings, as_json, discover) -> None:
 
 
 def _target_or_fail(store, name):
-    from .store import StoreError
+    from . import read
 
     try:
-        return store.target(name)
-    except StoreError as exc:
-        _fail(str(exc))
+        return read.target(store, name)
+    except read.NotFound as exc:
+        _fail(f"{exc} in the database (has it been checked yet?)")
 
 
 @main.command()
@@ -439,7 +396,8 @@ def history(settings, name, as_json, checks) -> None:
     click.echo("\nversions:")
     for v in data["versions"]:
         click.echo(f"  v{v['version']:<3} first {v['first_seen']}  last {v['last_seen']}  seen {v['times_seen']}×  "
-                   f"{plural(v['words'], 'word')}  {v['text_sha256'][:12]}")
+                   f"{plural(v['words'], 'word')}  {v['text_sha256'][:12]}"
+                   + (f"  imported from {v['source_url']}" if v.get("source") else ""))
     if data["checks"]:
         click.echo(f"\nchecks (newest {len(data['checks'])}):")
     for c in data["checks"]:
@@ -462,15 +420,14 @@ def _capture_of(what: str):
 
 
 def _version(store, target, ref: str | None, default):
+    from . import read
+
     if ref is None:
         return default
-    seq = ref.lstrip("vV")
-    if not seq.isdigit():
-        _fail(f"bad version {ref!r}: use a number like 3 or v3")
-    version = store.version_by_seq(target.id, int(seq))
-    if version is None:
-        _fail(f"{target.name} has no version {ref}")
-    return version
+    try:
+        return read.version(store, target, ref)
+    except read.NotFound as exc:
+        _fail(str(exc))
 
 
 @main.command()
@@ -484,11 +441,12 @@ def _version(store, target, ref: str | None, default):
 def diff(settings, name, from_version, to_version, as_json, full, color) -> None:
     """Word diff between two versions; by default the latest change. Removed words red and struck
     through, added words green ([-removed-] and {+added+} without colour)."""
-    from .report import diff_dict, diff_versions
+    from .read import versions as versions_of
+    from .report import diff_versions
 
     with _store(settings) as store:
         target = _target_or_fail(store, name)
-        versions = store.versions(target.id)  # newest first
+        versions = versions_of(store, target.id)  # newest first
         if not versions:
             _fail(f"{name} has no versions yet")
         if from_version is None:
@@ -501,7 +459,9 @@ def diff(settings, name, from_version, to_version, as_json, full, color) -> None
         with _capture_of(f"{name} v{old.seq} → v{new.seq}"):
             result = diff_versions(store, old, new)
     if as_json:
-        return _emit_json(diff_dict(name, old, new, result))
+        from .schema import Diff
+
+        return _emit_json(Diff.of(name, old, new, result).doc())
     from .report import render_ops
 
     use_color = sys.stdout.isatty() if color is None else color
@@ -520,11 +480,12 @@ def diff(settings, name, from_version, to_version, as_json, full, color) -> None
 def show(settings, name, version, raw, as_json) -> None:
     """The extracted text (or the raw capture) of a version; by default the latest."""
     from .extract import parse_text
-    from .report import show_dict
+    from .read import versions as versions_of
+    from .schema import VersionText
 
     with _store(settings) as store:
         target = _target_or_fail(store, name)
-        versions = store.versions(target.id)
+        versions = versions_of(store, target.id)
         if not versions:
             _fail(f"{name} has no versions yet")
         chosen = _version(store, target, version, versions[0])
@@ -535,7 +496,7 @@ def show(settings, name, version, raw, as_json) -> None:
         return
     doc = parse_text(body)
     if as_json:
-        return _emit_json(show_dict(name, chosen, doc))
+        return _emit_json(VersionText.of(name, chosen, doc).doc())
     click.echo(f"{doc.title}\n")
     click.echo("\n\n".join(doc.blocks))
 
@@ -545,9 +506,11 @@ def show(settings, name, version, raw, as_json) -> None:
 @click.option("--site", is_flag=True, help="URL is a blog's home page: add it as a [[sites]] entry with the "
                                            "feeds and sitemaps found there (fetches it now).")
 @click.option("--name", help="The entry's name (default: from the URL's host and path).")
+@click.option("--offline", is_flag=True, help="Add a page without looking at it (by default it is fetched once, "
+                                              "to suggest fetcher = \"browser\" when only a browser shows its text).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Path to targets.toml (default: ./targets.toml, or $MONITOR_CONFIG); created if missing.")
-def add(url, site, name, config_path) -> None:
+def add(url, site, name, offline, config_path) -> None:
     """Add URL to targets.toml as a [[targets]] page (or, with --site, a [[sites]] blog), keeping
     the file's comments and formatting. Exit 1 when --site finds no feed or sitemap; 2 for a bad
     config, a name already taken or a URL already watched (the file is then unchanged)."""
@@ -555,7 +518,7 @@ def add(url, site, name, config_path) -> None:
 
     path = config_path or (click.get_current_context().find_root().obj or {}).get("config")
     try:
-        click.echo(adding.add(config_module.config_path(path), url, site=site, name=name))
+        click.echo(adding.add(config_module.config_path(path), url, site=site, name=name, offline=offline))
     except adding.AddError as exc:
         _fail(str(exc), exc.exit_code)
 
@@ -589,6 +552,11 @@ _entry_command("pause", "Pause a [[targets]] or [[sites]] entry: not checked (a 
 _entry_command("resume", "Resume a paused [[targets]] or [[sites]] entry. Edits targets.toml in place.")
 _entry_command("remove", "Remove a [[targets]] or [[sites]] entry from targets.toml (its comments with it); "
                          "its history is kept (`monitor targets --all`).")
+
+from .evidence_cli import COMMANDS as _EVIDENCE  # noqa: E402
+
+for _command in _EVIDENCE:  # export, verify, import-warc, import-wayback
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

@@ -116,9 +116,30 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class S3Settings(Strict):
+    """[monitor.s3]: the object storage of `snapshots = "s3://bucket/prefix"` (see monitor/blobs.py).
+    Keys left out come from the usual AWS places (AWS_ACCESS_KEY_ID…, ~/.aws, an instance role)."""
+
+    endpoint: str | None = Field(None, description="the S3 API's URL, e.g. http://minio:9000; none for AWS")
+    region: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    addressing_style: Literal["auto", "path", "virtual"] | None = Field(
+        None, description="bucket in the path or in the host name; default path with an endpoint, else auto")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+
 class MonitorSettings(Strict):
     database: str = "sqlite:///monitor.db"
-    snapshots: str = "snapshots"
+    snapshots: str = Field("snapshots", description='a folder, "database", or "s3://bucket/prefix"')
+    s3: S3Settings = S3Settings()
+    metrics_port: int = Field(0, ge=0, lt=65536, description="`monitor run` serves Prometheus metrics on this "
+                                                             "port (0: not)")
+    metrics_host: str = Field("127.0.0.1", description="the address metrics_port listens on")
     interval: Duration = 900.0
     user_agent: str = DEFAULT_USER_AGENT
     timeout: ShortDuration = 30.0
@@ -147,16 +168,42 @@ class MonitorSettings(Strict):
                                                    "and link-local addresses")
     allow_networks: list[str] = Field([], description="CIDR networks that redirects and feed-listed URLs may "
                                                       "reach, whatever their address class")
+    # Evidence (docs/evidence.md): the Wayback Machine's CDX API and Save Page Now.
+    wayback_cdx: str = Field("https://web.archive.org/cdx/search/cdx", description="the CDX API that "
+                             "`monitor import-wayback` lists captures from; captures are fetched from /web/ there")
+    wayback_delay: ShortDurationOrZero = Field(2.0, description="least time between two requests to the archive")
+    save_page_now: bool = Field(False, description="ask the Wayback Machine to capture a page when a change is seen")
+    save_page_now_url: str = "https://web.archive.org/save"
+    save_page_now_key: str | None = Field(None, description="SPN2 API keys as ACCESS:SECRET (from ${ENV} variables)")
+    browser_concurrency: int = Field(2, ge=1, le=32, description="pages the browser fetcher renders at once, "
+                                                                 "in the whole process")
+    browser_timeout: ShortDuration = Field(45.0, description="time to render one page in the browser, from "
+                                                             "its document's arrival to its screenshot")
+    browser_executable: str | None = Field(None, description="the Chromium binary (default: $CHROMIUM, else "
+                                                             "/usr/bin/chromium)")
 
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value)
 
+    @field_validator("wayback_cdx", "save_page_now_url")
+    @classmethod
+    def _archive_url(cls, value: str) -> str:
+        return _check_url(value)
+
     @field_validator("allow_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         return [_check_network(n) for n in value]
+
+    @field_validator("snapshots")
+    @classmethod
+    def _snapshots(cls, value: str) -> str:
+        from .blobs import location
+
+        location(value)  # an s3:// address that cannot be one is refused here
+        return value
 
     def address_policy(self, watch: "Watch | None" = None) -> "AddressPolicy":
         """The one answer to "which addresses may a fetch for this target or post reach beyond its
@@ -266,11 +313,30 @@ class Watch(Strict):
     allow_private: bool | None = Field(None, description="override [monitor] allow_private for this page or site")
     paused: bool = Field(False, description="not checked (or, for a site, not discovered) until resumed; "
                                             "history is kept (`monitor pause`/`monitor resume`)")
+    fetcher: Literal["http", "browser"] = Field("http", description="how the page is fetched: over HTTP, or "
+                                                "rendered by headless Chromium (monitor/browser.py)")
+    wait_for: str | None = Field(None, description="browser: CSS selector to wait for before reading the page "
+                                                   "(default: the network going quiet)")
+    screenshot: bool | None = Field(None, description="browser: keep a full-page PNG of each new version "
+                                                      "(default: true with the browser)")
 
-    @field_validator("selector")
+    @field_validator("selector", "wait_for")
     @classmethod
     def _selector(cls, value: str | None) -> str | None:
         return None if value is None else _check_selector(value)
+
+    @model_validator(mode="after")
+    def _browser_keys(self) -> "Watch":
+        if self.fetcher != "browser":
+            for key in ("wait_for", "screenshot"):
+                if getattr(self, key):
+                    raise ValueError(f'{key} needs fetcher = "browser" (only the browser renders the page)')
+        return self
+
+    @property
+    def screenshots(self) -> bool:
+        """Whether each new version gets a screenshot."""
+        return self.fetcher == "browser" and self.screenshot is not False
 
     @field_validator("ignore")
     @classmethod

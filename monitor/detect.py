@@ -1,14 +1,17 @@
-"""Classify a change between two versions: added / removed / edited / restored, with a one-line
-summary, a significance score and the changed passages (with context) that alerts quote.
-Pure functions over the diff result, no I/O.
+"""Decide what a new version is: its first version, a new post, or a change between two versions
+(added / removed / edited / restored / formatting / rebaselined), with a one-line summary, a
+significance score and the changed passages (with context) that alerts quote. Every such
+decision is made here and comes back as one record (results.Verdict) that the store keeps.
+Pure functions over texts and diff results, no I/O.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import replace
 
-from .diff import DELETE, EQUAL, INSERT
+from .diff import DELETE, EQUAL, INSERT, diff_blocks
+from .extract import fold
+from .results import Earlier, Verdict
 from .words import plural
 
 CONTEXT_CHARS = 160
@@ -34,24 +37,6 @@ def sentence_starts(text: str) -> list[int]:
             continue
         starts.append(match.end())
     return starts
-
-
-@dataclass(frozen=True)
-class Earlier:
-    """An earlier version whose text the new one equals: what 'restored' points at."""
-
-    version_id: int
-    seq: int
-    first_seen: datetime
-
-
-@dataclass
-class Verdict:
-    kind: str
-    summary: str
-    score: float
-    passages: list[dict] = field(default_factory=list)
-    restored: Earlier | None = None
 
 
 def _quote(text: str, limit: int = QUOTE_CHARS) -> str:
@@ -159,16 +144,60 @@ def summarise(kind: str, stats: dict, found: list[dict], restored: Earlier | Non
             f"{plural(added, 'word')} added: {_quote(first_removed or first_added, 60)}")
 
 
-def first_version(words: int) -> dict:
-    """The change record of a target's first version."""
-    return {"kind": "first", "summary": f"first version: {plural(words, 'word')}", "score": 0.0,
-            "stats": {}, "passages": [], "alert": True}
+def first_version(words: int) -> Verdict:
+    """A target's first version.
+
+    >>> first_version(141).summary
+    'first version: 141 words'
+    """
+    return Verdict("first", f"first version: {plural(words, 'word')}")
+
+
+def new_post(words: int, title: str) -> Verdict:
+    """The first version of a post that appeared after its site's first discovery: the news is
+    the post itself, so its event is a 'new_post' one that names it.
+
+    >>> post = new_post(12, "Our new policy")
+    >>> post.kind, post.event_kind, post.event_summary
+    ('first', 'new_post', 'new post: Our new policy (12 words)')
+    """
+    return Verdict("first", f"first version: {plural(words, 'word')}", event="new_post",
+                   event_summary=f"new post: {title} ({plural(words, 'word')})")
+
+
+def compare(old: list[str], new: list[str], restored: Earlier | None = None, note: str | None = None) -> Verdict:
+    """The change from a target's previous text to its new one (both as extracted lines, the
+    previous one read with the current settings), given the earlier version the new text
+    equals, if any; `note` (a re-pinned scope, say) goes before the summary.
+
+    The same lines under new extraction settings are a new baseline, not an edit:
+
+    >>> same = compare(["One.", "Two."], ["One.", "Two."])
+    >>> same.kind, same.summary, same.alert
+    ('rebaselined', 'extraction settings changed; text the same', False)
+    """
+    if old == new:
+        verdict = Verdict("rebaselined", "extraction settings changed; text the same", alert=False)
+    else:
+        verdict = classify(diff_blocks(old, new), restored)
+    return replace(verdict, summary=f"{note}; {verdict.summary}") if note else verdict
 
 
 def classify(diff: dict, restored: Earlier | None = None) -> Verdict:
-    """diff_blocks() result (+ the earlier version the new text equals, if any) -> Verdict."""
+    """diff_blocks() result (+ the earlier version the new text equals, if any) -> Verdict.
+
+    Only typography changed (quotes, dashes, ellipses a reader cannot tell apart): 'formatting',
+    which channels do not send unless they ask for it:
+
+    >>> classify(diff_blocks(["We are “done” – for now."], ['We are "done" - for now.'])).kind
+    'formatting'
+    """
     stats = diff["stats"]
     found = passages(diff["ops"])
+    stats_kept = dict(stats, fallback=diff["fallback"])
+    if restored is None and len(found) < MAX_PASSAGES and all(fold(p["removed"]) == fold(p["added"]) for p in found):
+        return Verdict("formatting", "typography only (quotes, dashes, ellipses): no words changed",
+                       stats=stats_kept, passages=found)
     if restored is not None:
         kind = "restored"
     elif stats["words_removed"] and not stats["words_added"]:
@@ -177,8 +206,33 @@ def classify(diff: dict, restored: Earlier | None = None) -> Verdict:
         kind = "added"
     else:
         kind = "edited"
-    return Verdict(kind=kind, summary=summarise(kind, stats, found, restored), score=score(stats),
+    return Verdict(kind, summarise(kind, stats, found, restored), score=score(stats), stats=stats_kept,
                    passages=found, restored=restored)
+
+
+def _recaptured(summary: str, alert: bool = True) -> Verdict:
+    """A version recorded as a new baseline because the previous one cannot be compared with;
+    with `alert`, an 'error' event says why (a lost or damaged capture is lost evidence)."""
+    return Verdict("rebaselined", summary, alert=alert, event="error")
+
+
+def previous_lost(seq: int, problem: object) -> Verdict:
+    """The previous version's capture is missing or damaged: this one is the new baseline, and
+    an 'error' event says an edit made in between cannot be shown.
+
+    >>> lost = previous_lost(3, "no such file")
+    >>> lost.kind, lost.event_kind
+    ('rebaselined', 'error')
+    """
+    return _recaptured(f"previous capture v{seq} missing or damaged ({problem}); re-captured "
+                      "as the new baseline (an edit made in between cannot be shown)")
+
+
+def previous_unfit(seq: int, problem: object) -> Verdict:
+    """The previous capture cannot be read with the current extraction settings: a new baseline,
+    silently (the user changed the settings)."""
+    return _recaptured(f"extraction settings changed and the previous capture v{seq} "
+                      f"does not fit them ({problem}); re-captured as the new baseline", alert=False)
 
 
 # ---- error pages that answer 200 ----------------------------------------------------------------

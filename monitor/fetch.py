@@ -59,6 +59,10 @@ class FetchResult:
     attempts: int = 1
     deferred_until: datetime | None = None  # (UTC) the host asked us to wait until then; see MAX_WAIT
     blocked: bool = False  # robots.txt forbids the URL; no request was made for it
+    # The browser fetcher's (monitor/browser.py; body and text are then the rendered HTML): a
+    # full-page PNG, and the main document's HTTP response as fetched, before rendering.
+    screenshot: bytes | None = None
+    response: bytes | None = None
 
     @property
     def not_modified(self) -> bool:
@@ -113,6 +117,7 @@ class _Host:
     why: str = ""  # what asked for the pause, e.g. "HTTP 429, Retry-After"
     strikes: int = 0  # consecutive 429 answers
     crawl_delay: float = 0.0  # from robots.txt, once a fetch with robots=True read it
+    name: str = ""  # the netloc, as the fleet's host gate knows it
 
 
 class Fetcher:
@@ -123,8 +128,12 @@ class Fetcher:
     only then takes one of the `concurrency` global slots, for as long as it is in flight: a slow
     or paused host never holds slots that other hosts could use."""
 
-    def __init__(self, settings: MonitorSettings, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, settings: MonitorSettings, transport: httpx.AsyncBaseTransport | None = None,
+                 hosts=None):
         self.settings = settings
+        self.attached: list = []  # what lives and closes with this fetcher (its browser: monitor/browser.py)
+        self.hosts = hosts  # monitor/fleet.py's SharedHosts: the same gate for every worker, or None
+        self.observe = None  # called with each FetchResult (the daemon's metrics)
         limits = httpx.Limits(max_connections=settings.concurrency * 2, max_keepalive_connections=settings.concurrency * 2)
         self._client = httpx.AsyncClient(
             follow_redirects=True,
@@ -148,12 +157,14 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
+        for item in self.attached:
+            await item.aclose()
         await self._client.aclose()
 
     def _host(self, url: str) -> _Host:
         name = urlsplit(url).netloc.lower()
         if name not in self._hosts:
-            self._hosts[name] = _Host(asyncio.Semaphore(self.settings.per_host))
+            self._hosts[name] = _Host(asyncio.Semaphore(self.settings.per_host), name=name)
         return self._hosts[name]
 
     async def fetch(self, url: str, etag: str | None = None, last_modified: str | None = None,
@@ -200,6 +211,8 @@ class Fetcher:
             result.deferred_until = exc.deferred_until
             result.blocked = exc.blocked
         result.elapsed_ms = int((time.perf_counter() - started) * 1000)
+        if self.observe is not None:
+            self.observe(result)
         return result
 
     # ---- the address policy ---------------------------------------------------------------
@@ -261,15 +274,24 @@ class Fetcher:
                         if ready <= now:
                             break
                         await asyncio.sleep(ready - now)
+                    place = None  # one of the host's places for the whole fleet (monitor/fleet.py)
+                    if self.hosts is not None:
+                        place = await self.hosts.turn(host, self.settings.per_host, self._delay(host))
+                        if place is None:
+                            continue  # another worker met a pause: wait or defer as for our own
                     await self._slots.acquire()
                     if time.monotonic() >= host.resume:
                         break
                     self._slots.release()  # paused while we queued: wait again without a global slot
+                    if place is not None:
+                        self.hosts.leave(host, place)
                 host.last_start = time.monotonic()
             try:
                 yield
             finally:
                 self._slots.release()
+                if place is not None:
+                    self.hosts.leave(host, place)
 
     def _delay(self, host: _Host) -> float:
         return max(self.settings.host_delay, host.crawl_delay)
@@ -294,6 +316,8 @@ class Fetcher:
             host.resume = now + wait
             host.resume_at = datetime.now(timezone.utc) + timedelta(seconds=wait)
             host.why = why
+        if self.hosts is not None:  # every other worker waits too
+            self.hosts.pause(host, wait, why)
         return FetchError(f"host asked us to wait ({why}) until {iso(host.resume_at)}", retry=wait <= MAX_WAIT,
                           status=status, deferred_until=host.resume_at)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -33,6 +33,9 @@ class Site(SQLModel, table=True):
     # Per feed/sitemap URL: {"etag", "last_modified", "error", "urls"} for conditional requests
     # and for `monitor sites`.
     sources: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    # The process discovering it now and until when, as for a target's check (monitor/lease.py).
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
 
 
 class Target(SQLModel, table=True):
@@ -75,6 +78,8 @@ class Target(SQLModel, table=True):
     # holds unless renewed; both None when no process is checking it.
     claimed_by: str | None = None
     claimed_until: datetime | None = None
+    # The SHA-256 of the newest version's record (monitor/chain.py): the head of the hash chain.
+    chain_head: str | None = None
 
 
 class Version(SQLModel, table=True):
@@ -96,6 +101,16 @@ class Version(SQLModel, table=True):
     blocks: int = 0
     extract_key: str = ""
     same_as_id: int | None = Field(default=None, foreign_key="versions.id")
+    # The browser fetcher's (monitor/browser.py; raw_sha is then the rendered HTML): a full-page
+    # PNG of the page, and its document's HTTP response before rendering, both in the snapshot store.
+    screenshot_sha: str | None = None
+    response_sha: str | None = None
+    # Evidence (monitor/chain.py): the SHA-256 of the previous version's record (chain.GENESIS
+    # for the first), and where a capture came from when it was not fetched here: its `source`
+    # ("warc" or "wayback") and `source_url` (the WARC file and record, or the archive's URL).
+    previous_sha: str | None = None
+    source: str | None = None
+    source_url: str | None = None
 
 
 class Change(SQLModel, table=True):
@@ -111,6 +126,10 @@ class Change(SQLModel, table=True):
     score: float = 0.0
     stats: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     passages: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    # Save Page Now (monitor/alerts/archive.py): the public archive's copy of the page taken when
+    # this change was seen, and the capture job while it runs.
+    archive_url: str | None = None
+    archive_job: str | None = None
 
 
 class Check(SQLModel, table=True):
@@ -162,3 +181,48 @@ class Alert(SQLModel, table=True):
     claimed_until: datetime | None = None
     sending_at: datetime | None = None
     redelivered: int = 0
+
+
+# ---- the fleet: several workers sharing one database (monitor/fleet.py, monitor/blobs.py) ----
+
+class Blob(SQLModel, table=True):
+    """A snapshot kept in the database (`snapshots = "database"`): the same zstd payload a file
+    of the file store holds, by the SHA-256 of its content."""
+
+    __tablename__ = "blobs"
+    digest: str = Field(primary_key=True)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Worker(SQLModel, table=True):
+    """A running daemon (monitor/lease.py's host:pid:start) and its last heartbeat."""
+
+    __tablename__ = "workers"
+    id: str = Field(primary_key=True)
+    host: str
+    pid: int
+    started_at: datetime
+    beat_at: datetime
+    checks: int = 0  # checks finished since it started
+    in_flight: int = 0  # checks under way at its last beat
+
+
+class Host(SQLModel, table=True):
+    """A watched host as the whole fleet sees it: paused (it asked us to back off, until
+    `paused_until`, a Unix time) and when its next request may start (`next_start`)."""
+
+    __tablename__ = "hosts"
+    host: str = Field(primary_key=True)
+    paused_until: float | None = None
+    why: str | None = None
+    next_start: float | None = None
+
+
+class HostSlot(SQLModel, table=True):
+    """One of a host's `per_host` request places, held by a worker (`holder`) until a Unix time."""
+
+    __tablename__ = "host_slots"
+    host: str = Field(primary_key=True)
+    slot: int = Field(primary_key=True)
+    holder: str | None = None
+    until: float | None = None

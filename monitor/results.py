@@ -3,8 +3,49 @@ CLI reports a pass, and worker processes send theirs back, without loading parse
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 SKIPPED = "skipped"  # the outcome of a target another process is checking
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """An earlier version whose text the new one equals: what 'restored' points at."""
+
+    version_id: int
+    seq: int
+    first_seen: datetime
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a new version is, as monitor/detect.py decides it, and what the store records for it:
+    the change (kind, summary, score, stats, passages, the earlier version it restores) and
+    whether it raises an event (by default one of the change's own kind and words)."""
+
+    kind: str  # one of kinds.CHANGES
+    summary: str
+    score: float = 0.0
+    stats: dict = field(default_factory=dict)
+    passages: list[dict] = field(default_factory=list)
+    restored: Earlier | None = None
+    alert: bool = True  # raises an event (which the channels' routes may send)
+    event: str | None = None  # the event's kind when not the change's (new_post, error)
+    event_summary: str | None = None  # the event's words when not the change's summary
+
+    @property
+    def event_kind(self) -> str:
+        return self.event or self.kind
+
+    @property
+    def outcome(self) -> str:
+        """The check's outcome: a target's first version, or a change."""
+        return "first" if self.kind == "first" else "changed"
+
+    @property
+    def edits_page(self) -> bool:
+        """Whether the page itself changed (not a first version, not a re-reading of the same text)."""
+        return self.kind not in ("first", "rebaselined")
 
 
 @dataclass

@@ -3,13 +3,14 @@
 Each target's next due time lives in the database, so a restart resumes the schedule; overdue
 targets are spread over a short window instead of all firing at once. No target gets a job of its
 own: one dispatcher reads the targets that are due from the database (configured targets and a
-site's posts alike, soonest first), claims them in one statement, and keeps at most a few checks
-per host (per site, for posts) in flight, so the daemon's memory does not grow with the number of
-targets and a slow host never holds up the others. What a finished check recorded is written and
-its claim released in batches before the next look, so thousands of checks a minute cost a few
-statements each second rather than several per check. A site's discovery has an APScheduler job.
-SIGTERM/SIGINT let checks in flight finish; SIGHUP or an edited targets.toml reloads the targets
-without a restart.
+site's posts alike, soonest first) and claims them in one transaction, and keeps at most a few
+checks per host (per site, for posts) in flight, so the daemon's memory does not grow with the
+number of targets and a slow host never holds up the others. What a finished check recorded is
+written and its claim released in batches before the next look, so thousands of checks a minute
+cost a few statements each second rather than several per check. Sites whose discovery is due
+are claimed the same way, at most once a second. The claims are what let several daemons share
+one database (docs/fleet.md): each takes what no other holds. SIGTERM/SIGINT let checks in
+flight finish; SIGHUP or an edited targets.toml reloads the targets without a restart.
 """
 from __future__ import annotations
 
@@ -20,11 +21,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
 from . import config, sites
 from .alerts.outbox import Outbox
@@ -32,8 +30,11 @@ from .alerts.routing import Router
 from .check import QUEUED_PER_HOST, Checker
 from .config import Settings, Target
 from .fetch import Fetcher
+from .fleet import LIVE_WITHIN
 from .models import utcnow
 from .store import Store
+from .sync import sync_targets
+from .worker import Presence
 
 log = logging.getLogger("monitor.daemon")
 
@@ -42,6 +43,7 @@ WATCH_EVERY = 2.0  # seconds between looks at targets.toml's modification time
 LOG_LEVELS = {"unchanged": logging.DEBUG, "deferred": logging.DEBUG, "error": logging.WARNING,
               "missing": logging.WARNING}  # a check's log line by its outcome; INFO otherwise
 DISPATCH_EVERY = 1.0  # seconds between looks for due targets (sooner when a check finished or a discovery found some)
+DISCOVER_EVERY = 1.0  # seconds between looks for sites whose discovery is due
 SCAN_PER_SLOT = 8  # due configured targets read per free slot (some are on hosts already busy)
 
 
@@ -58,7 +60,7 @@ def first_runs(targets: list[Target], next_due: dict[str, datetime | None], inte
 
 
 HEARTBEAT = ".heartbeat"
-HEALTHY_WITHIN = 60.0  # seconds: `monitor health` fails when the daemon's last beat is older
+HEALTHY_WITHIN = LIVE_WITHIN  # seconds: `monitor health` fails when the daemon's last beat is older
 
 
 def heartbeat_path(settings: Settings):
@@ -157,7 +159,6 @@ class Daemon:
         self.checker = Checker(settings, store, fetcher)
         self.outbox = Outbox(store, settings)
         self.delivery = Delivery(self.outbox)
-        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)  # sites' discoveries
         self.targets: dict[str, Target] = {}  # configured targets by name
         self.names: dict[int, str] = {}  # configured target id -> name
         self.in_flight: set[asyncio.Task] = set()
@@ -165,11 +166,14 @@ class Daemon:
         self.calibrating: set[int] = set()  # new targets waiting for their second fetch
         self.finished: list[int] = []  # claims to release once what their checks recorded is written
         self.due = asyncio.Event()
-        self.site_jobs: dict[str, config.Site] = {}
+        self.sites: dict[str, config.Site] = {}  # configured sites by name
+        self.discovering: set[int] = set()  # ids of the sites whose discovery runs here now
+        self._next_discovery_look = 0.0
         self.stopping = asyncio.Event()
         self.reload_requested = asyncio.Event()
         self._config_watch = config.FileWatch(settings.path)
         self._beat_error: str | None = None
+        self.presence = Presence(settings, store, fetcher)  # heartbeat row, metrics (monitor/worker.py)
 
     async def _check(self, target: Target, state) -> None:
         """One check, then what follows it; the claim is released by the dispatcher's next look
@@ -187,6 +191,7 @@ class Daemon:
 
     async def _after_check(self, target: Target, state, result) -> None:
         """What follows any check in the daemon: wake the outbox, calibrate a new target, log."""
+        self.presence.checked(result)
         if result.events:
             self.delivery.wake()
         log.log(LOG_LEVELS.get(result.outcome, logging.INFO), "%s", result.line())
@@ -195,24 +200,38 @@ class Daemon:
             await asyncio.sleep(self.settings.monitor.calibrate_delay)
             await self.checker.calibrate(target, state)
 
-    async def run_discovery(self, name: str) -> None:
-        site = self.settings.site(name)
-        if site is None or self.stopping.is_set():
+    def discover_due(self) -> None:
+        """Start the discoveries of the configured sites that are due and that no other process
+        is running (claimed in the database; looked for at most every DISCOVER_EVERY seconds)."""
+        if not self.sites or self.stopping.is_set() or time.monotonic() < self._next_discovery_look:
             return
-        task = asyncio.create_task(sites.discover_site(self.settings, self.store, self.checker.fetcher, site))
-        self.in_flight.add(task)  # a stop lets it finish, as it does checks
-        task.add_done_callback(self.in_flight.discard)
+        self._next_discovery_look = time.monotonic() + DISCOVER_EVERY
+        for row in self.store.claim_sites(utcnow(), self.sites, skip=self.discovering):
+            self.discovering.add(row.id)
+            task = asyncio.create_task(self._discover(row.id, self.sites[row.name]))
+            self.in_flight.add(task)  # a stop lets it finish, as it does checks
+            task.add_done_callback(self.in_flight.discard)
+
+    async def _discover(self, site_id: int, site: config.Site) -> None:
+        """One claimed discovery; its claim is released when it is over (a failure that recorded
+        nothing makes the site due again after its interval, not at once)."""
+        retry_at = None
         try:
-            found = await asyncio.shield(task)
-        except asyncio.CancelledError:  # the daemon is stopping; it waits for the task itself
-            return
+            found = await sites.discover_site(self.settings, self.store, self.checker.fetcher, site)
         except Exception:  # a bug or a store failure costs this discovery, not the daemon
-            log.exception("discovery of %s failed", name)
-            return
-        level = logging.WARNING if found.errors else logging.INFO if found.new else logging.DEBUG
-        log.log(level, "%s", found.line())
-        if found.new:
-            self.due.set()
+            log.exception("discovery of %s failed", site.name)
+            retry_at = utcnow() + timedelta(seconds=site.discover_interval)
+        else:
+            level = logging.WARNING if found.errors else logging.INFO if found.new else logging.DEBUG
+            log.log(level, "%s", found.line())
+            if found.new:
+                self.due.set()
+        finally:
+            self.discovering.discard(site_id)
+            try:
+                self.store.release_site(site_id, retry_at)
+            except Exception:  # the claim lapses with its lease
+                log.exception("could not release the discovery claim of %s", site.name)
 
     def _settle(self) -> None:
         """Write the unchanged checks held back for a batch, then release the finished checks'
@@ -236,30 +255,28 @@ class Daemon:
             return 0
         per_key = self.settings.monitor.per_host + QUEUED_PER_HOST
         busy = Counter(self.checking.values())
-        skip = [*self.checking, *self.calibrating]
         now = utcnow()
-        candidates = []  # (due, target id, host or site id)
-        if self.names:
-            for row in self.store.due_targets(now, limit=room * SCAN_PER_SLOT, skip=skip):
-                if row.id in self.names:
-                    candidates.append((row.next_due_at, row.id, urlsplit(row.url).netloc.lower()))
         site_names = self.store.site_names() if self.settings.sites else {}
-        for site_id in [i for i, n in site_names.items() if self.settings.site(n) is not None]:
-            free = min(room, per_key - busy[site_id])
-            if free > 0:
-                candidates += [(s.next_due_at, s.id, site_id) for s in
-                               self.store.post_states([site_id], due_before=now, limit=free, skip=skip, free=True)]
-        picked: dict[int, str | int] = {}
-        for _, target_id, key in sorted(candidates, key=lambda c: (c[0] is not None, c[0] or now)):
-            if len(picked) >= room:
-                break
-            if busy[key] < per_key:
-                busy[key] += 1
-                picked[target_id] = key
-        if not picked:
-            return 0
-        # Read again after the claim: another process may have checked one since it was read as due.
-        held = {i: s for i, s in self.store.claim_targets(picked).items() if s.next_due_at is None or s.next_due_at <= now}
+        site_room = {i: min(room, per_key - busy[i]) for i, n in site_names.items() if n in self.sites}
+        picked: dict[int, str | int] = {}  # target id -> its host, or its site id for a post
+
+        def pick(rows) -> list[int]:
+            for row in sorted(rows, key=lambda r: (r.next_due_at is not None, r.next_due_at or now)):
+                if len(picked) >= room:
+                    break
+                if row.site_id is None and row.id not in self.names:
+                    continue  # (no longer configured here: another worker's newer config, say)
+                key = row.site_id if row.site_id is not None else urlsplit(row.url).netloc.lower()
+                if busy[key] < per_key:
+                    busy[key] += 1
+                    picked[row.id] = key
+            return list(picked)
+
+        held = self.store.claim_due(now, pick, limit=room * SCAN_PER_SLOT if self.names else 0,
+                                    sites={i: n for i, n in site_room.items() if n > 0},
+                                    skip=[*self.checking, *self.calibrating])
+        # On SQLite another process may have checked one between the look and the claim.
+        held = {i: s for i, s in held.items() if s.next_due_at is None or s.next_due_at <= now}
         configured = [(self.targets[self.names[i]], s) for i, s in held.items() if i in self.names]
         posts = sites.posts(self.settings, [s for i, s in held.items() if i not in self.names], site_names)
         for target, state in configured + posts:
@@ -278,6 +295,10 @@ class Daemon:
             except Exception:
                 log.exception("could not read the targets that are due")
             try:
+                self.discover_due()
+            except Exception:
+                log.exception("could not read the sites whose discovery is due")
+            try:
                 await asyncio.wait_for(self.due.wait(), DISPATCH_EVERY)
             except TimeoutError:
                 pass
@@ -285,9 +306,9 @@ class Daemon:
                 await asyncio.sleep(0.01)  # let a burst of finished checks free their slots together
 
     def schedule(self, settings: Settings) -> None:
-        """Make the dispatcher's targets and the sites' discovery jobs match settings."""
+        """Make the dispatcher's targets and sites match settings."""
         wanted = {t.name: t for t in settings.targets}
-        states = self.store.sync_targets(settings)
+        states = sync_targets(settings, self.store)
         changed = [t for n, t in wanted.items() if self.targets.get(n) != t
                    or self.settings.interval(t) != settings.interval(t)]
         self.settings = settings
@@ -296,34 +317,21 @@ class Daemon:
         self.store.router = Router(settings)
         due = {n: s.next_due_at for n, s in states.items()}
         runs = first_runs(changed, due, settings.interval, utcnow())
-        self.store.set_due({states[n].id: at for n, at in runs.items() if at != due[n]})
+        self.store.set_due({states[n].id: at for n, at in runs.items() if at != due[n]},
+                           seen={s.id: s.last_check_id for s in states.values()})
         self.targets = wanted
         self.names = {states[n].id: n for n in wanted}
         self._schedule_sites(settings)
         self.due.set()
-        log.info("watching %d targets and %d sites", len(self.targets), len(self.site_jobs))
+        log.info("watching %d targets and %d sites", len(self.targets), len(self.sites))
 
     def _schedule_sites(self, settings: Settings) -> None:
+        """The sites to discover, each when its row says (a new site at once). A site whose
+        sources or filters changed while the daemon ran is discovered at once."""
         wanted = {s.name: s for s in settings.sites}
-        for name in list(self.site_jobs):
-            if name not in wanted:
-                self.scheduler.remove_job("site:" + name)
-                del self.site_jobs[name]
-        rows = {r.name: r for r in self.store.site_rows()}
-        now = utcnow()
-        for name, site in wanted.items():
-            if self.site_jobs.get(name) == site:
-                continue
-            row = rows.get(name)
-            if self.site_jobs.get(name) is not None or row is None or row.next_discovery_at is None:
-                first = now  # a new site, or its sources or filters changed: discover now
-            else:
-                first = max(now, row.next_discovery_at)
-            trigger = IntervalTrigger(seconds=site.discover_interval, start_date=first, timezone=timezone.utc)
-            self.scheduler.add_job(self.run_discovery, trigger, args=[name], id="site:" + name, name="site:" + name,
-                                   replace_existing=True, max_instances=1, coalesce=True,
-                                   misfire_grace_time=max(1, int(site.discover_interval / 2)), next_run_time=first)
-            self.site_jobs[name] = site
+        self.store.discover_now([n for n, s in wanted.items() if n in self.sites and self.sites[n] != s], utcnow())
+        self.sites = wanted
+        self._next_discovery_look = 0.0
 
     def reload(self) -> None:
         try:
@@ -337,6 +345,9 @@ class Daemon:
     def _beat(self) -> None:
         """The heartbeat; a failure to write it is logged when it starts and when it ends (`monitor
         health` reports it meanwhile), and stops nothing."""
+        self.presence.beat(len(self.checking))
+        if not self.presence.files:
+            return
         try:
             beat(self.settings)
         except OSError as exc:
@@ -374,8 +385,8 @@ class Daemon:
             loop.add_signal_handler(sig, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
         self.schedule(self.settings)
-        self.scheduler.start()
         self.delivery.start()
+        self.presence.start()
         try:
             async with self.store.holding_claims():
                 with self.store.batch():  # unchanged checks are written in batches (see _settle)
@@ -384,7 +395,6 @@ class Daemon:
                     log.info("daemon started (config %s)", self.settings.path)
                     await self.stopping.wait()
                     log.info("stopping: waiting for %d checks in flight", len(self.in_flight))
-                    self.scheduler.shutdown(wait=False)
                     watcher.cancel()
                     dispatcher.cancel()
                     if self.in_flight:
@@ -392,6 +402,7 @@ class Daemon:
                     self._settle()
         finally:
             await self.delivery.stop()
+            self.presence.stop()
         self.store.checkpoint()
         heartbeat_path(self.settings).unlink(missing_ok=True)  # a stopped daemon is not healthy
         log.info("stopped")

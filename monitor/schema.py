@@ -1,8 +1,9 @@
 """The JSON shapes that `--json` prints and the web API serves, as pydantic models.
 
-monitor/report.py builds these documents as plain dicts; the models here describe them, once, for
-both readers: the API declares them in its OpenAPI document, and the tests check the CLI's output
-and the API's answers against that document. Times are UTC, ISO 8601 with `Z`.
+Each document is built from these models (their `of` constructors read the stored rows, as
+monitor/read.py returns them) and written out by `doc()`, so what is served is what is described:
+the API declares the models in its OpenAPI document, and the tests check the CLI's output and the
+API's answers against that document. Times are UTC, ISO 8601 with `Z`.
 """
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import kinds
+from .times import iso
 
 UTC_TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
 
 
 class Shape(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    def doc(self) -> dict:
+        """The JSON document: only the keys given (a first version's `stats` stay `{}`)."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 def _time(description: str = ""):
@@ -41,6 +47,14 @@ class Target(Shape):
     last_error: str | None
     versions: int
     changes: int = Field(description="changes other than the first version")
+
+    @classmethod
+    def of(cls, row, versions: int = 0, changes: int = 0, site: str | None = None, paused: bool = False) -> "Target":
+        return cls(name=row.name, url=row.url, site=site, published=iso(row.published_at), active=row.active,
+                   status="paused" if paused else row.status, interval_s=row.interval_s,
+                   last_check=iso(row.last_check_at), last_ok=iso(row.last_ok_at),
+                   last_change=iso(row.last_change_at), next_due=iso(row.next_due_at), last_error=row.last_error,
+                   versions=versions, changes=changes)
 
 
 class Stats(Shape):
@@ -80,6 +94,16 @@ class Change(Shape):
     score: float = Field(ge=0, le=1, description="share of the text that changed, lifted for whole paragraphs")
     stats: Stats
     passages: list[Passage]
+    archive_url: str | None = Field(None, description="the Wayback Machine's capture of the page taken when the "
+                                                      "change was seen ([monitor] save_page_now), once it is done")
+
+    @classmethod
+    def of(cls, row, seq_of: dict[int, int], **more) -> "Change":
+        """A change row; seq_of: version id -> number."""
+        return cls(id=row.id, kind=row.kind, from_version=seq_of.get(row.from_version_id),
+                   to_version=seq_of.get(row.to_version_id), restored_version=seq_of.get(row.restored_version_id),
+                   detected_at=iso(row.detected_at), summary=row.summary, score=row.score, stats=row.stats or {},
+                   passages=row.passages or [], archive_url=getattr(row, "archive_url", None), **more)
 
 
 class TargetChange(Change):
@@ -95,6 +119,11 @@ class Event(Shape):
     summary: str
     change_id: int | None
 
+    @classmethod
+    def of(cls, row) -> "Event":
+        return cls(id=row.id, kind=row.kind, created_at=iso(row.created_at), summary=row.summary,
+                   change_id=row.change_id)
+
 
 class Version(Shape):
     version: int
@@ -108,6 +137,27 @@ class Version(Shape):
     blocks: int
     text_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     raw_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    screenshot_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description=(
+        'fetcher = "browser": the full-page screenshot (PNG) in the snapshot store; null otherwise'))
+    response_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description=(
+        'fetcher = "browser": the document\'s HTTP response before rendering (raw_sha256 is then the '
+        "rendered HTML); null otherwise"))
+    source: Literal["warc", "wayback"] | None = Field(None, description=(
+        "where an imported capture came from (`monitor import-warc`, `monitor import-wayback`); null when "
+        "monitor fetched it"))
+    source_url: str | None = Field(None, description="the WARC file and record, or the archive's address of the "
+                                                     "capture; null when monitor fetched it")
+    chain_previous: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description=(
+        "the SHA-256 of the previous version's record (64 zeros for the first): its hash-chain link, "
+        "checked by `monitor verify`"))
+
+    @classmethod
+    def of(cls, row) -> "Version":
+        return cls(version=row.seq, first_seen=iso(row.first_seen), last_seen=iso(row.last_seen),
+                   times_seen=row.times_seen, http_status=row.http_status, final_url=row.final_url, title=row.title,
+                   words=row.words, blocks=row.blocks, text_sha256=row.text_sha, raw_sha256=row.raw_sha,
+                   screenshot_sha256=row.screenshot_sha, response_sha256=row.response_sha, source=row.source,
+                   source_url=row.source_url, chain_previous=row.previous_sha)
 
 
 class Check(Shape):
@@ -120,12 +170,18 @@ class Check(Shape):
     version: int | None
     duration_ms: int
 
+    @classmethod
+    def of(cls, row, seq_of: dict[int, int]) -> "Check":
+        return cls(at=iso(row.at), until=iso(row.until), count=row.count, outcome=row.outcome,
+                   http_status=row.http_status, error=row.error, version=seq_of.get(row.version_id),
+                   duration_ms=row.duration_ms)
+
 
 class History(Shape):
     target: Target
+    versions: list[Version]
     changes: list[Change]
     events: list[Event]
-    versions: list[Version]
     checks: list[Check]
 
 
@@ -138,6 +194,11 @@ class Diff(Shape):
     stats: Stats
     fallback: bool
 
+    @classmethod
+    def of(cls, name: str, old, new, result: dict) -> "Diff":
+        """A word diff (report.diff_texts' result) between two version rows of a target."""
+        return cls(target=name, from_version=old.seq, to_version=new.seq, **result)
+
 
 class VersionText(Shape):
     target: str
@@ -145,6 +206,11 @@ class VersionText(Shape):
     first_seen: str = Field(description="ISO 8601 with the UTC offset")
     title: str
     blocks: list[str]
+
+    @classmethod
+    def of(cls, name: str, row, doc) -> "VersionText":
+        """A version row's extracted text (doc: extract.parse_text's result)."""
+        return cls(target=name, version=row.seq, first_seen=iso(row.first_seen), title=doc.title, blocks=doc.blocks)
 
 
 class Alert(Shape):
@@ -163,6 +229,15 @@ class Alert(Shape):
     kind: str
     summary: str
     change_id: int | None
+
+    @classmethod
+    def of(cls, row) -> "Alert":
+        """An alert row with its event's kind, summary and change_id and its target's name (read.alerts)."""
+        return cls(id=row.id, channel=row.channel, state=row.state, priority=row.priority, attempts=row.attempts,
+                   redelivered=row.redelivered, created_at=iso(row.created_at),
+                   next_attempt_at=iso(row.next_attempt_at) if row.state == "pending" else None,
+                   sent_at=iso(row.sent_at), last_error=row.last_error, target=row.target, kind=row.kind,
+                   summary=row.summary, change_id=row.change_id)
 
 
 class SearchRun(Shape):
@@ -210,6 +285,19 @@ class Site(Shape):
     next_discovery: str | None = _time()
     last_error: str | None
     sources: list[SiteSource]
+
+    @classmethod
+    def of(cls, site, row, counts: dict[str, int]) -> "Site":
+        """A configured site (its name, feeds and sitemaps), its row (None before its first
+        discovery) and its post counts (Store.post_counts)."""
+        sources = (row.sources or {}) if row else {}
+        return cls(name=site.name, feeds=site.feeds, sitemaps=site.sitemaps, posts=counts.get("posts", 0),
+                   unchecked=counts.get("new", 0), gone=counts.get("gone", 0), duplicates=counts.get("aliases", 0),
+                   status=row.status if row else "new", last_discovery=iso(row.last_discovery_at) if row else None,
+                   next_discovery=iso(row.next_discovery_at) if row else None,
+                   last_error=row.last_error if row else None,
+                   sources=[SiteSource(url=url, urls=info.get("urls"), error=info.get("error"))
+                            for url, info in sources.items()])
 
 
 class Error(Shape):

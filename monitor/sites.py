@@ -39,8 +39,11 @@ class Discovery:
     skipped_robots: int = 0
     skipped_hosts: int = 0          # URLs (posts or child sitemaps) on hosts that are not the site's
     errors: list[str] = field(default_factory=list)
+    busy: bool = False              # not run: another process is discovering the site now
 
     def line(self) -> str:
+        if self.busy:
+            return f"{self.site}: being discovered by another process"
         if not self.found and self.unchanged and not self.errors and not self.skipped_hosts:
             return f"{self.site}: feeds and sitemaps unchanged"
         text = f"{self.site}: {plural(self.found, 'post')} listed, {len(self.new):,} new"
@@ -233,8 +236,8 @@ async def discover_site(settings: Settings, store: Store, fetcher: Fetcher, site
     error = "; ".join(result.errors) or None
     first = row.discoveries == 0  # nothing can have moved yet: check at once
     result.new = await asyncio.to_thread(
-        store.record_discovery, row.id, list(listed.items()), names, sources, error, at,
-        at + timedelta(seconds=site.discover_interval),
+        store.record_discovery, row.id, found=list(listed.items()), names=names, sources=sources, error=error, at=at,
+        next_at=at + timedelta(seconds=site.discover_interval),
         new_due=at if first else at + timedelta(seconds=NEW_POST_DELAY), recheck=sorted(reader.left - set(listed)),
         adopt=adopt)
     return result

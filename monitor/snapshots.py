@@ -10,6 +10,9 @@ Files are written to a temporary name, flushed to disk and renamed, so a crash l
 whole file or none of it; a file is never rewritten once present. Every read is checked against
 the SHA-256 in its name.
 
+This class keeps each payload in a file; monitor/blobs.py keeps the same payloads in the database
+or an S3 bucket instead (`[monitor] snapshots`), by replacing only the methods that read and write.
+
 zstd (de)compression contexts are not thread-safe, and the web server reads from a thread pool:
 each thread gets its own pair (a shared one crashed the server under two concurrent readers).
 """
@@ -71,13 +74,36 @@ class Snapshots:
             raise SnapshotError(f"not a SHA-256 digest: {digest!r}")
         return self.root / digest[:2] / f"{digest}.zst"
 
+    # ---- where payloads live: a file each here; a table or a bucket in monitor/blobs.py ------
+
     def __contains__(self, digest: str) -> bool:
         return self.path(digest).exists()
 
+    def _head(self, digest: str) -> bytes:
+        """The first bytes of a stored payload (enough to tell a delta's base)."""
+        with open(self.path(digest), "rb") as handle:
+            return handle.read(_HEADER_LEN)
+
+    def _read(self, digest: str) -> bytes:
+        """A stored payload, or SnapshotError when there is none."""
+        try:
+            return self.path(digest).read_bytes()
+        except FileNotFoundError:
+            raise SnapshotError(f"snapshot {digest[:12]}… is missing from {self.root}") from None
+
+    def _write(self, digest: str, payload: bytes) -> None:
+        target = self.path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, payload)
+
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.root.rglob("*.zst"))
+
+    # ---- the codec: plain zstd frames and deltas, the same for every place ----------------------
+
     def base_of(self, digest: str) -> str | None:
         """The digest a stored delta depends on, or None for a plain blob."""
-        with open(self.path(digest), "rb") as handle:
-            head = handle.read(_HEADER_LEN)
+        head = self._head(digest)
         return _base(head, digest) if head.startswith(DELTA_MAGIC) else None
 
     def keyframe(self, digest: str | None) -> str | None:
@@ -90,8 +116,7 @@ class Snapshots:
     def put(self, data: bytes, digest: str | None = None, base: str | None = None) -> str:
         """Store data under its SHA-256 (once); as a delta against `base` when that pays."""
         digest = digest or sha256(data)
-        target = self.path(digest)
-        if target.exists():
+        if digest in self:
             return digest
         payload = None
         if base is not None and base != digest and base in self:
@@ -101,18 +126,11 @@ class Snapshots:
                 payload = DELTA_MAGIC + base.encode("ascii") + b"\n" + frame
         if payload is None:
             payload = self._contexts()[0].compress(data)
-        self._write(target, payload)
+        self._write(digest, payload)
         return digest
 
-    def _write(self, target: Path, payload: bytes) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, payload)
-
     def get(self, digest: str, _depth: int = 0) -> bytes:
-        try:
-            payload = self.path(digest).read_bytes()
-        except FileNotFoundError:
-            raise SnapshotError(f"snapshot {digest[:12]}… is missing from {self.root}") from None
+        payload = self._read(digest)
         try:
             if payload.startswith(DELTA_MAGIC):
                 if _depth >= MAX_DEPTH:
@@ -130,6 +148,3 @@ class Snapshots:
 
     def get_text(self, digest: str) -> str:
         return self.get(digest).decode("utf-8")
-
-    def size(self) -> int:
-        return sum(p.stat().st_size for p in self.root.rglob("*.zst"))

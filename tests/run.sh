@@ -25,8 +25,9 @@ if ! have_postgres; then
     fi
 fi
 
-# tests/test_web_browser.py drives Debian's Chromium headless through Playwright's Python package
-# (which never downloads a browser of its own here); $CHROMIUM may name another Chromium binary.
+# tests/test_web_browser.py and tests/test_browser.py (fetcher = "browser") drive Debian's Chromium
+# headless through Playwright's Python package (which never downloads a browser of its own here);
+# $CHROMIUM may name another Chromium binary.
 if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "run.sh: installing Chromium (Debian package 'chromium') for tests/test_web_browser.py" >&2
@@ -49,4 +50,15 @@ if ! command -v ip >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >
 fi
 
 python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
+
+# tests/test_evidence.py replays an export with pywb. pywb requires brotlipy, an old binding
+# whose `brotli` package hides the real brotli module (Google's, which monitor decodes with):
+# pywb is installed without it, and with every other requirement it declares.
+if ! python3 -c "import pywb" 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check --no-deps "pywb>=2.8,<3"
+    python3 -m pip install --quiet --disable-pip-version-check $(python3 -c "
+from importlib.metadata import requires
+print(' '.join(repr(r.split(';')[0].replace(' ', '')) for r in requires('pywb')
+               if 'extra ==' not in r and not r.lower().startswith('brotlipy')))" | tr -d "'")
+fi
 exec python3 -m pytest "$@"

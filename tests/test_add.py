@@ -86,15 +86,15 @@ def test_add_page_appends_one_entry_and_keeps_every_other_byte(server, workspace
     assert list(settings.config.alerts) == ["hook"]
     assert workspace.config.read_bytes().startswith(after)
     assert sorted(os.listdir(workspace.path)) == ["targets.toml"]   # no temp file left behind
-    assert server.requests == []                                       # adding a page fetches nothing
+    assert requested(server) == ["/about/team.html", "/about/team"]   # adding a page looks at it once
 
 
 def test_add_page_with_a_name_to_a_missing_then_an_empty_file(workspace):
-    out = workspace.run("add", "https://example.org/pricing", "--name", "pricing").stdout
+    out = workspace.run("add", "https://example.org/pricing", "--name", "pricing", "--offline").stdout
     assert "(a new file)" in out
     assert workspace.config.read_text() == '[[targets]]\nname = "pricing"\nurl = "https://example.org/pricing"\n'
     workspace.write_config("")
-    workspace.run("add", "https://www.example.org/")
+    workspace.run("add", "https://www.example.org/", "--offline")
     assert workspace.config.read_text() == '[[targets]]\nname = "example.org"\nurl = "https://www.example.org/"\n'
 
 

@@ -1,9 +1,11 @@
-"""classify() / passages() / summarise(): what an alert says about a change."""
+"""classify() / compare() / passages() / summarise(): what a new version is, and what an alert says
+about it."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from monitor.detect import CONTEXT_CHARS, Earlier, classify, passages
+from monitor.detect import (CONTEXT_CHARS, Earlier, classify, compare, first_version, new_post, passages,
+                            previous_lost, previous_unfit)
 from monitor.diff import diff_blocks
 
 INTRO = "Agencies across the federal government are moving workloads to the cloud."
@@ -96,3 +98,49 @@ def test_long_context_is_cut_at_a_word_boundary():
     assert len(p["before"]) <= CONTEXT_CHARS + 1 and len(p["after"]) <= CONTEXT_CHARS + 1
     assert p["before"].startswith("…") and f" {words} ".endswith(p["before"][1:])
     assert p["after"].endswith("…") and f" {words} ".startswith(p["after"][:-1])
+
+
+# ---- every decision about a new version is detect's: one record the store keeps -----------------
+
+def test_typography_only_is_formatting_and_names_no_words_changed():
+    v = verdict([INTRO, "It’s “done” — for now…"], [INTRO, 'It\'s "done" - for now...'])
+    assert (v.kind, v.summary) == ("formatting", "typography only (quotes, dashes, ellipses): no words changed")
+    assert v.score == 0 and v.passages, "the passages still show what changed"
+
+
+def test_typography_back_to_an_earlier_text_is_a_restore_not_formatting():
+    earlier = Earlier(version_id=7, seq=1, first_seen=datetime(2024, 5, 6, tzinfo=timezone.utc))
+    v = verdict(['It\'s "done".'], ["It’s “done”."], restored=earlier)
+    assert v.kind == "restored" and v.restored == earlier
+
+
+def test_same_text_under_new_settings_is_a_silent_new_baseline():
+    v = compare(POST, list(POST))
+    assert (v.kind, v.alert) == ("rebaselined", False)
+    assert v.summary == "extraction settings changed; text the same"
+
+
+def test_a_note_on_how_the_text_was_read_leads_the_summary():
+    v = compare(POST, [p for p in POST if p != ICE], note="content moved to <main>")
+    assert v.kind == "removed" and v.summary.startswith("content moved to <main>; removed 1 paragraph")
+
+
+def test_a_change_keeps_its_stats_with_the_fallback_flag():
+    v = compare(POST, [p.replace("federal", "national") for p in POST])
+    assert (v.stats["words_removed"], v.stats["words_added"], v.stats["fallback"]) == (1, 1, False)
+
+
+def test_a_first_version_alerts_as_itself_and_a_new_post_as_news():
+    first = first_version(141)
+    assert (first.kind, first.event_kind, first.summary, first.stats) == ("first", "first", "first version: 141 words", {})
+    post = new_post(1, "Our policy")
+    assert (post.kind, post.event_kind) == ("first", "new_post")
+    assert post.event_summary == "new post: Our policy (1 word)"
+
+
+def test_a_lost_previous_capture_is_a_new_baseline_that_raises_an_error():
+    lost = previous_lost(4, "checksum mismatch")
+    assert (lost.kind, lost.alert, lost.event_kind) == ("rebaselined", True, "error")
+    assert lost.summary.startswith("previous capture v4 missing or damaged (checksum mismatch)")
+    unfit = previous_unfit(4, "selector matches nothing")
+    assert (unfit.kind, unfit.alert) == ("rebaselined", False), "the user changed the settings: no alert"

@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-MODULES = ["monitor.addresses", "monitor.decoding", "monitor.detect", "monitor.diff", "monitor.pace", "monitor.words", "monitor.kinds", "monitor.times"]
+MODULES = ["monitor.addresses", "monitor.decoding", "monitor.detect", "monitor.diff", "monitor.pace", "monitor.words", "monitor.kinds", "monitor.times", "monitor.read", "monitor.chain", "monitor.wayback", "monitor.blobs"]
 
 
 @pytest.mark.parametrize("name", MODULES)

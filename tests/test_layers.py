@@ -79,3 +79,12 @@ def test_no_import_circle_in_the_package():
 
 def test_the_walk_finds_a_circle_when_there_is_one(tmp_path):
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_store_knows_no_config():
+    """The store takes plain data (sync_targets gets names, URLs and intervals), so the config can
+    change shape without the persistence layer changing with it."""
+    files = [p for p in PACKAGE.rglob("*.py") if "migrations" not in p.parts]
+    modules = {module_name(p) for p in files}
+    assert "monitor.models" in imports(PACKAGE / "store.py", modules), "the walk finds the store's imports"
+    assert "monitor.config" not in imports(PACKAGE / "store.py", modules)

@@ -281,6 +281,8 @@ def test_core_sequence_on_postgresql(postgres, server, workspace, upgrades):
     assert [t["name"] for t in workspace.json("targets")] == [NAME]
     assert [-1, blog.ICE + "\n"] in workspace.json("diff", NAME, "1", "2")["ops"]
     assert blog.ICE in workspace.json("show", NAME, "3")["blocks"]
+    # The hash chain holds on PostgreSQL's timestamps too (docs/evidence.md).
+    assert f"{NAME}: intact: 3 versions, 6 files re-hashed" in workspace.run("verify", NAME).stdout
 
     # Every command after the first opened the already-migrated database without migrating again.
     assert len(upgrades) == 1
@@ -291,7 +293,7 @@ def test_core_sequence_on_postgresql(postgres, server, workspace, upgrades):
 # ---- migrations: two processes opening a fresh database at once ----------------------------
 
 def test_concurrent_first_open_migrates_once(postgres, tmp_path, upgrades, monkeypatch):
-    """Two Store()s opening a fresh database together both succeed; the advisory lock makes one
+    """Two Store.open()s of a fresh database together both succeed; the advisory lock makes one
     of them wait while the other migrates, and the waiter then finds the schema at HEAD."""
     from alembic import command
 
@@ -323,7 +325,7 @@ def test_concurrent_first_open_migrates_once(postgres, tmp_path, upgrades, monke
     def open_store(name):
         try:
             barrier.wait(timeout=30)
-            stores[name] = Store(url, Snapshots(tmp_path / name))
+            stores[name] = Store.open(url, Snapshots(tmp_path / name))
         except BaseException as exc:  # reported below
             errors[name] = exc
 
@@ -333,7 +335,7 @@ def test_concurrent_first_open_migrates_once(postgres, tmp_path, upgrades, monke
     for thread in threads:
         thread.join(timeout=120)
     try:
-        assert not any(t.is_alive() for t in threads), "a Store() did not return (lock never released?)"
+        assert not any(t.is_alive() for t in threads), "a Store.open() did not return (lock never released?)"
         assert not errors, errors
         assert sorted(stores) == ["first", "second"]
         assert sorted(locked) == ["first", "second"], "both threads were meant to reach the lock"

@@ -16,7 +16,7 @@ from conftest import checked, daemon_config as config, history, wait_for
 
 
 def test_migrations_create_exactly_the_models_schema(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'm.db'}", Snapshots(tmp_path / "snapshots"))
+    store = Store.open(f"sqlite:///{tmp_path / 'm.db'}", Snapshots(tmp_path / "snapshots"))
     assert current(store.engine) == HEAD
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
@@ -24,10 +24,20 @@ def test_migrations_create_exactly_the_models_schema(tmp_path):
     store.close()
 
 
+def test_the_constructor_touches_no_table_and_open_migrates(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    bare = Store(url, Snapshots(tmp_path / "s"))
+    assert current(bare.engine) is None, "building a Store is not opening the database"
+    bare.close()
+    store = Store.open(url, Snapshots(tmp_path / "s"))
+    assert current(store.engine) == HEAD
+    store.close()
+
+
 def test_opening_twice_does_not_migrate_twice(tmp_path):
     url = f"sqlite:///{tmp_path / 'm.db'}"
-    Store(url, Snapshots(tmp_path / "s")).close()
-    Store(url, Snapshots(tmp_path / "s")).close()
+    Store.open(url, Snapshots(tmp_path / "s")).close()
+    Store.open(url, Snapshots(tmp_path / "s")).close()
     rows = sqlite3.connect(tmp_path / "m.db").execute("SELECT version_num FROM alembic_version").fetchall()
     assert rows == [(HEAD,)]
 

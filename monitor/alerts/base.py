@@ -97,17 +97,26 @@ async def post_json(client: httpx.AsyncClient, url: str, body: bytes, headers: d
         async with client.stream("POST", url, content=body,
                                  headers={"Content-Type": "application/json", "Accept-Encoding": "identity",
                                           **headers}) as response:
-            status = response.status_code
             detail = await _start_of(response)  # a short answer read to its end keeps the connection
     except httpx.TimeoutException:
         raise DeliveryError(f"{what}: no answer (timed out)", pause=True) from None
     except httpx.HTTPError as exc:
         raise DeliveryError(f"{what}: {type(exc).__name__}") from None
+    refused = refusal(response, what, detail)
+    if refused:
+        raise refused
+
+
+def refusal(response: httpx.Response, what: str, detail: str) -> DeliveryError | None:
+    """The error a receiver's answer makes (None for a 2xx): a 429, or a 5xx with Retry-After,
+    pauses the channel."""
+    status = response.status_code
     if status == 429 or status >= 500:
         wait = retry_after(response.headers.get("retry-after"))
-        raise DeliveryError(f"{what}: HTTP {status}", retry_after=wait, pause=status == 429 or wait is not None)
+        return DeliveryError(f"{what}: HTTP {status}", retry_after=wait, pause=status == 429 or wait is not None)
     if status >= 300:
-        raise DeliveryError(f"{what}: HTTP {status}: {detail}")
+        return DeliveryError(f"{what}: HTTP {status}: {detail}")
+    return None
 
 
 async def _start_of(response: httpx.Response, size: int = 200) -> str:

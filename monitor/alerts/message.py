@@ -29,6 +29,8 @@ class Message:
     restored_first_seen: datetime | None = None
     change_link: str | None = None
     target_link: str | None = None
+    screenshot_link: str | None = None  # the new version's screenshot (fetcher = "browser")
+    archive_url: str | None = None  # the Wayback Machine's capture of the page (save_page_now), once taken
 
     @property
     def title(self) -> str:
@@ -66,6 +68,10 @@ def from_context(ctx: dict, base_url: str | None, keywords: list[str]) -> Messag
             message.restored_version = versions[change.restored_version_id].seq
             message.restored_first_seen = versions[change.restored_version_id].first_seen
         message.change_link = f"{base}/changes/{change.id}" if base else None
+        message.archive_url = change.archive_url
+        new = versions.get(change.to_version_id)
+        if base and new is not None and new.screenshot_sha:
+            message.screenshot_link = f"{base}/targets/{target.name}/versions/{new.seq}/screenshot.png"
         message.keywords = keyword_hits(keywords, message.passages)
     return message
 

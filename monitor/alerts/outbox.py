@@ -20,6 +20,7 @@ from ..models import Alert, utcnow
 from ..store import Store
 from .base import REGISTRY, DeliveryError, keep_out_of_logs, redact
 from .message import Message, from_context
+from .routing import SAVE_PAGE_NOW
 from . import apprise_services, mail, slack, webhook  # noqa: F401  (they register themselves)
 
 log = logging.getLogger("monitor.alerts")
@@ -69,6 +70,11 @@ class Outbox:
 
     def sender(self, channel_name: str):
         channel = self.settings.config.alerts.get(channel_name)
+        if channel is None and channel_name == SAVE_PAGE_NOW and self.settings.monitor.save_page_now:
+            from .archive import SavePageNow
+
+            sender = SavePageNow(self.settings.monitor, self._client, self.store)
+            return sender, sender.secrets()
         if channel is None:
             return None, []
         return REGISTRY[channel.type](channel, self._client), channel.secrets()

@@ -94,6 +94,10 @@ def slack(message: Message) -> dict:
     if message.keywords:
         facts.append("keywords: " + ", ".join(message.keywords))
     link = f"<{message.change_link}|View the change>" if message.change_link else ""
+    if message.screenshot_link:
+        link += f"{' · ' if link else ''}<{message.screenshot_link}|Screenshot>"
+    if message.archive_url:
+        link += f"{' · ' if link else ''}<{message.archive_url}|Archived copy>"
     blocks.append({"type": "context", "elements": [
         {"type": "mrkdwn", "text": f"<{message.url}|{_mrkdwn_escape(message.target)}>" + (f" · {link}" if link else "")},
         _plain(" · ".join(facts)),
@@ -117,5 +121,6 @@ def payload(message: Message) -> dict:
                      "restored_first_seen": iso(message.restored_first_seen)},
         "passages": message.passages,
         "stats": message.stats,
-        "links": {"change": message.change_link, "target": message.target_link},
+        "links": {"change": message.change_link, "target": message.target_link,
+                  "screenshot": message.screenshot_link, "archive": message.archive_url},
     }

@@ -2,8 +2,12 @@
 check pass needs no channel's sending code, nor its imports)."""
 from __future__ import annotations
 
+from .. import kinds
 from ..config import Settings
 from ..detect import keyword_hits
+
+
+SAVE_PAGE_NOW = "save-page-now"  # the outbox channel of Save Page Now's capture requests
 
 
 class Router:
@@ -28,4 +32,6 @@ class Router:
             if stats and changed < channel.min_words and not always:
                 continue
             routes.append((name, bool(hits)))
+        if self.settings.monitor.save_page_now and kind in kinds.EDITS:
+            routes.append((SAVE_PAGE_NOW, False))  # a capture request (monitor/alerts/archive.py)
         return routes

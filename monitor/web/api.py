@@ -1,15 +1,13 @@
-"""The JSON API under /api/: the same documents as the CLI's `--json` output (built by report.py,
-described by schema.py), served as they are built."""
+"""The JSON API under /api/: the same documents as the CLI's `--json` output (schema.py's models,
+filled from read.py's rows; lists built by report.py), served as they are built."""
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from .. import report, schema
+from .. import read, report, schema
 from ..extract import parse_text
-from ..store import StoreError
-from . import queries
-from .context import target_or_404, version_or_404, web_of
+from .context import web_of
 from .search import search as search_texts
 
 router = APIRouter(tags=["history"], responses={404: {"model": schema.Error, "description": "not found"},
@@ -31,36 +29,30 @@ def sites(request: Request):
 @router.get("/targets/{name}", response_model=schema.History,
             summary="One target's changes, events, versions and recent checks, as `monitor history NAME --json`")
 def history(request: Request, name: str, checks: int = Query(20, ge=0, le=1000, description="how many check rows")):
-    store = web_of(request).store
-    try:
-        return JSONResponse(report.history(store, name, checks=checks))
-    except StoreError as exc:
-        raise HTTPException(404, str(exc)) from None
+    return JSONResponse(report.history(web_of(request).store, name, checks=checks))
 
 
 @router.get("/targets/{name}/versions", response_model=list[schema.Version],
             summary="A target's versions, newest first")
 def versions(request: Request, name: str):
     store = web_of(request).store
-    target = target_or_404(store, name)
-    return JSONResponse([report.version_dict(v) for v in queries.versions(store, target.id)])
+    target = read.target(store, name)
+    return JSONResponse([schema.Version.of(v).doc() for v in read.versions(store, target.id)])
 
 
 @router.get("/targets/{name}/versions/{version}", response_model=schema.VersionText,
             summary="A version's extracted text, as `monitor show NAME VERSION --json`")
 def version_text(request: Request, name: str, version: str):
     web = web_of(request)
-    target = target_or_404(web.store, name)
-    row = version_or_404(web.store, target, version)
-    return JSONResponse(report.show_dict(name, row, parse_text(web.texts.text(row.text_sha))))
+    row = read.version(web.store, read.target(web.store, name), version)
+    return JSONResponse(schema.VersionText.of(name, row, parse_text(web.texts.text(row.text_sha))).doc())
 
 
 @router.get("/targets/{name}/changes", response_model=list[schema.Change], summary="A target's changes, newest first")
 def target_changes(request: Request, name: str):
     store = web_of(request).store
-    target = target_or_404(store, name)
-    found = queries.changes(store, target.id, limit=None)
-    return JSONResponse([report.change_dict(c, found.seq_of) for c in found.changes])
+    found = read.changes(store, read.target(store, name).id, limit=None)
+    return JSONResponse([schema.Change.of(c, found.seq_of).doc() for c in found.changes])
 
 
 @router.get("/targets/{name}/diff", response_model=schema.Diff,
@@ -70,43 +62,40 @@ def target_changes(request: Request, name: str):
                         "With only `to`: from the version before it to it.")
 def diff(request: Request, name: str, from_: str | None = Query(None, alias="from"), to: str | None = Query(None)):
     web = web_of(request)
-    target = target_or_404(web.store, name)
+    target = read.target(web.store, name)
     if to is not None:
-        new = version_or_404(web.store, target, to)
+        new = read.version(web.store, target, to)
     else:
-        latest = queries.latest_versions(web.store, target.id, 1)
+        latest = read.latest_versions(web.store, target.id, 1)
         if not latest:
-            raise HTTPException(404, f"{name} has no versions yet")
+            raise read.NotFound(f"{name} has no versions yet")
         new = latest[0]
     if from_ is not None:
-        old = version_or_404(web.store, target, from_)
+        old = read.version(web.store, target, from_)
     else:
-        earlier = queries.latest_versions(web.store, target.id, 1, below=new.seq)
+        earlier = read.latest_versions(web.store, target.id, 1, below=new.seq)
         if not earlier:
-            raise HTTPException(404, f"{name} has no version before v{new.seq}: nothing to compare yet")
+            raise read.NotFound(f"{name} has no version before v{new.seq}: nothing to compare yet")
         old = earlier[0]
-    return JSONResponse(report.diff_dict(name, old, new, web.texts.diff(old.text_sha, new.text_sha)))
+    return JSONResponse(schema.Diff.of(name, old, new, web.texts.diff(old.text_sha, new.text_sha)).doc())
 
 
 @router.get("/changes", response_model=list[schema.TargetChange], summary="Changes across targets, newest first")
 def changes(request: Request, kind: list[schema.ChangeKind] = Query(None, description="only these kinds"),
             target: str | None = Query(None, description="only this target"),
-            before: int | None = Query(None, ge=1, le=queries.MAX_INT,
+            before: int | None = Query(None, ge=1, le=read.MAX_INT,
                                        description="only changes with a smaller id (paging)"),
             limit: int = Query(100, ge=1, le=1000)):
     store = web_of(request).store
-    target_id = target_or_404(store, target).id if target else None
-    found = queries.changes(store, target_id, tuple(kind) if kind else None, before, limit)
-    return JSONResponse([report.target_change_dict(c, found.seq_of, c.target_name) for c in found.changes])
+    target_id = read.target(store, target).id if target else None
+    found = read.changes(store, target_id, tuple(kind) if kind else None, before, limit)
+    return JSONResponse([schema.TargetChange.of(c, found.seq_of, target=c.target_name).doc() for c in found.changes])
 
 
 @router.get("/changes/{change_id}", response_model=schema.TargetChange, summary="One change")
 def change(request: Request, change_id: int):
-    try:
-        detail = queries.change(web_of(request).store, change_id)
-    except queries.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    return JSONResponse(report.target_change_dict(detail.change, detail.seq_of, detail.target.name))
+    detail = read.change(web_of(request).store, change_id)
+    return JSONResponse(schema.TargetChange.of(detail.change, detail.seq_of, target=detail.target.name).doc())
 
 
 @router.get("/alerts", response_model=list[schema.Alert],

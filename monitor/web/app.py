@@ -12,9 +12,10 @@ from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
 from ..config import Settings
+from ..read import NotFound
 from ..snapshots import SnapshotError
 from ..store import Store
-from . import api, captures, feeds, login, pages
+from . import api, captures, feeds, login, metrics, pages, rendered
 from .auth import Auth, Guard
 from .context import LiveSettings, Web, render_page, templates
 from .limits import BodyLimit
@@ -32,11 +33,12 @@ def create_app(settings: Settings, store: Store, auth: Auth | None = None) -> Fa
                               "The shapes are those of the CLI's `--json` output.")
     app.state.web = Web(store, LiveSettings(settings), Texts(store.snapshots), auth, templates())
     app.include_router(api.router, prefix="/api")
-    for module in (pages, captures, feeds, login):
+    for module in (pages, captures, feeds, login, rendered, metrics):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(HTTPException, _error)
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(SnapshotError, _damaged)
     app.add_middleware(Guard, auth=auth, allowed_hosts=None if auth.required else _hosts(settings))
     app.add_middleware(BodyLimit)  # the outermost: bodies are capped before anyone is authenticated
@@ -75,6 +77,11 @@ async def _invalid(request: Request, exc: RequestValidationError):
         return await request_validation_exception_handler(request, exc)
     problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in exc.errors())
     return _page(request, 400, f"Bad address ({problems})")
+
+
+async def _not_found(request: Request, exc: NotFound):
+    """No such target, version or change: 404, naming it."""
+    return _page(request, 404, str(exc))
 
 
 async def _damaged(request: Request, exc: SnapshotError):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from .. import read
 from ..fetch import decode
-from .context import feed_links, render_page, target_or_404, version_or_404, web_of
+from .context import feed_links, render_page, web_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -21,8 +22,8 @@ CAPTURE_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "text/xml",
 @router.get("/targets/{name}/versions/{version}/source")
 def source(request: Request, name: str, version: str):
     web = web_of(request)
-    row = target_or_404(web.store, name)
-    v = version_or_404(web.store, row, version)
+    row = read.target(web.store, name)
+    v = read.version(web.store, row, version)
     raw = web.store.snapshots.get(v.raw_sha)
     text, _ = decode(raw, _content_type(v.headers))  # as the check read it, whatever the header claims
     return render_page(request, "source.html", alternates=feed_links(request, name), target=row, version=v,
@@ -33,8 +34,8 @@ def source(request: Request, name: str, version: str):
 def raw(request: Request, name: str, version: str, download: bool = False):
     """The capture as fetched, for the sandboxed frame on the version page (or to download)."""
     web = web_of(request)
-    row = target_or_404(web.store, name)
-    v = version_or_404(web.store, row, version)
+    row = read.target(web.store, name)
+    v = read.version(web.store, row, version)
     body = web.store.snapshots.get(v.raw_sha)
     headers = {"Content-Security-Policy": CAPTURE_POLICY, "X-Frame-Options": "SAMEORIGIN",
                "Cross-Origin-Resource-Policy": "same-origin", "Cache-Control": "private, max-age=86400"}

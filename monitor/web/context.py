@@ -1,13 +1,13 @@
 """What every route of the web UI shares: the app's state (store, live settings, texts, login,
-templates), looking up a target or version or answering 404, and rendering a page. The routes'
-modules (api, pages, captures, feeds, login) import this; nothing here imports them."""
+templates) and rendering a page. The routes' modules (api, pages, captures, feeds, login) import
+this; nothing here imports them. (What is not found is read.NotFound, answered 404 by app.py.)"""
 from __future__ import annotations
 
 import secrets
 import time
 from dataclasses import dataclass
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -15,7 +15,7 @@ from .. import config, kinds
 from ..config import Settings
 from ..times import iso
 from ..store import Store
-from . import queries, render
+from . import render
 from .auth import CSRF_COOKIE, SESSION_COOKIE, Auth, cookies
 from .texts import Texts
 
@@ -80,31 +80,6 @@ def templates() -> Environment:
     env.globals.update(t=render.time_tag, kind_title=kinds.title, edit_kinds=kinds.EDITS)
     env.filters["iso"] = lambda when: iso(render.utc(when))
     return env
-
-
-
-
-def parse_version(text: str) -> int:
-    """'3' or 'v3' -> 3."""
-    seq = text.lstrip("vV")
-    # ASCII digits only (str.isdigit also takes '١' or '３'), and few enough for int() to take.
-    if not (seq.isascii() and seq.isdigit()) or len(seq) > 30:
-        raise HTTPException(404, f"bad version {text!r}: use a number like 3 or v3")
-    return int(seq)
-
-
-def target_or_404(store, name: str):
-    try:
-        return queries.target(store, name)
-    except queries.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-
-
-def version_or_404(store, target, ref: str):
-    try:
-        return queries.version(store, target.id, parse_version(ref))
-    except queries.NotFound:
-        raise HTTPException(404, f"{target.name} has no version {ref}") from None
 
 
 def root(request: Request) -> str:

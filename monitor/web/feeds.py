@@ -15,11 +15,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from jinja2 import Environment
 
-from .. import kinds
+from .. import kinds, read
 from ..detect import keyword_hits
 from ..store import Store
-from . import queries
-from .context import target_or_404, web_of
+from .context import web_of
 from .render import utc
 
 router = APIRouter(include_in_schema=False)
@@ -46,7 +45,7 @@ class Entry:
 
 def entries(env: Environment, store: Store, base: str, target_id: int | None, keywords_of) -> list[Entry]:
     """The newest changes a reviewer reads (added, removed, edited, restored) and pages gone."""
-    found = queries.changes(store, target_id, kinds=queries.EDITS, limit=SIZE)
+    found = read.changes(store, target_id, kinds=read.EDITS, limit=SIZE)
     piece = env.get_template("feed_entry.html")
     out = []
     for change in found.changes:
@@ -59,7 +58,7 @@ def entries(env: Environment, store: Store, base: str, target_id: int | None, ke
             id=link, link=link, updated=change.detected_at, summary=change.summary, kind=change.kind,
             title=f"{kinds.title(change.kind)}: {change.target_name} ({versions})",
             html=piece.render(change=change, link=link, keywords=hits, versions=versions)))
-    for event in queries.gone_events(store, target_id, limit=SIZE):
+    for event in read.gone_events(store, target_id, limit=SIZE):
         link = f"{base}/targets/{event.target_name}"
         out.append(Entry(id=f"{link}#event-{event.id}", link=link, updated=event.created_at, kind="gone",
                          title=f"{kinds.title('gone')}: {event.target_name}", summary=event.summary,
@@ -84,7 +83,7 @@ MEDIA_TYPES = {"atom": "application/atom+xml; charset=utf-8", "rss": "applicatio
 
 def _feed(request: Request, kind: str, name: str | None) -> Response:
     web = web_of(request)
-    target_id = target_or_404(web.store, name).id if name else None
+    target_id = read.target(web.store, name).id if name else None
     base = (web.live.get().monitor.base_url or str(request.base_url)).rstrip("/")
     sites = web.store.site_names()
     items = entries(web.env, web.store, base, target_id, lambda name, site_id: web.live.keywords(name, sites.get(site_id)))

@@ -5,13 +5,15 @@ from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 
+from .. import read
 from ..detect import keyword_hits
+from .. import chain
 from ..extract import parse_text
 from ..report import alert_list, site_list as sites_of
-from . import queries, render
-from .context import feed_links, keywords_of, render_page, target_or_404, version_or_404, web_of
+from . import render
+from .context import feed_links, keywords_of, render_page, web_of
 from .search import search as search_texts
 
 router = APIRouter(include_in_schema=False)
@@ -26,7 +28,7 @@ DASHBOARD_ROWS = 500  # a site of thousands of posts: the first rows, and a filt
 @router.get("/")
 def dashboard(request: Request, q: str = "", tag: str = "", status: str = "", all: bool = False):
     web = web_of(request)
-    rows = queries.overview(web.store, include_inactive=all, paused=web.live.get().paused)
+    rows = read.overview(web.store, include_inactive=all, paused=web.live.get().paused)
     configured = {t.name: t for t in web.live.get().config.targets}
     tags = sorted({tag for t in configured.values() for tag in t.tags})
     needle = q.strip().lower()
@@ -42,16 +44,16 @@ def dashboard(request: Request, q: str = "", tag: str = "", status: str = "", al
     matching = [r for r in rows if shown(r)]
     return render_page(request, "dashboard.html", rows=matching[:DASHBOARD_ROWS], matching=len(matching), total=len(rows),
                        counts=Counter(r.target.status for r in rows), tags=tags, tags_of=tags_of, q=q, tag=tag,
-                       status=status, all=all, recent=queries.changes(web.store, kinds=queries.EDITS, limit=10),
-                       failed_alerts=queries.failed_alerts(web.store))
+                       status=status, all=all, recent=read.changes(web.store, kinds=read.EDITS, limit=10),
+                       failed_alerts=read.failed_alerts(web.store))
 
 
 @router.get("/changes")
-def change_list(request: Request, kind: str = "", before: int | None = Query(None, ge=1, le=queries.MAX_INT),
+def change_list(request: Request, kind: str = "", before: int | None = Query(None, ge=1, le=read.MAX_INT),
                 everything: bool = False):
     web = web_of(request)
-    kinds = (kind,) if kind else (None if everything else queries.EDITS)
-    found = queries.changes(web.store, kinds=kinds, before=before, limit=PER_PAGE)
+    kinds = (kind,) if kind else (None if everything else read.EDITS)
+    found = read.changes(web.store, kinds=kinds, before=before, limit=PER_PAGE)
     older = None
     if found.more:
         older = "?" + urlencode({k: v for k, v in (("kind", kind), ("everything", "1" if everything else ""),
@@ -69,7 +71,7 @@ def site_list(request: Request):
 def outbox(request: Request, failed: bool = False):
     web = web_of(request)
     rows = alert_list(web.store, failed_only=failed)
-    return render_page(request, "alerts.html", rows=rows, failed=failed, failed_count=queries.failed_alerts(web.store))
+    return render_page(request, "alerts.html", rows=rows, failed=failed, failed_count=read.failed_alerts(web.store))
 
 
 @router.get("/search")
@@ -85,9 +87,9 @@ def search(request: Request, q: str = ""):
 @router.get("/targets/{name}")
 def target(request: Request, name: str, page: int = Query(1, ge=1), per_page: int = Query(PER_PAGE, ge=1, le=1000)):
     web = web_of(request)
-    row = target_or_404(web.store, name)
-    timeline = queries.timeline(web.store, row.id, page, per_page)
-    checks, check_seqs = queries.recent_checks(web.store, row.id)
+    row = read.target(web.store, name)
+    timeline = read.timeline(web.store, row.id, page, per_page)
+    checks, check_seqs = read.recent_checks(web.store, row.id)
     size = {"per_page": per_page} if per_page != PER_PAGE else {}
     pages = {}
     if timeline.page > 1:
@@ -127,10 +129,7 @@ def diff_view(web, old, new, view: str) -> DiffView:
 @router.get("/changes/{change_id}")
 def change(request: Request, change_id: int, view: str = "inline"):
     web = web_of(request)
-    try:
-        detail = queries.change(web.store, change_id)
-    except queries.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
+    detail = read.change(web.store, change_id)
     c = detail.change
     old, new = detail.version(c.from_version_id), detail.version(c.to_version_id)
     keywords = keywords_of(web, detail.target)
@@ -144,12 +143,12 @@ def change(request: Request, change_id: int, view: str = "inline"):
 def compare(request: Request, name: str, from_: str | None = Query(None, alias="from"), to: str | None = None,
             view: str = "inline"):
     web = web_of(request)
-    row = target_or_404(web.store, name)
-    latest = queries.latest_versions(web.store, row.id, 2)
+    row = read.target(web.store, name)
+    latest = read.latest_versions(web.store, row.id, 2)
     if not latest:
-        raise HTTPException(404, f"{name} has no versions yet")
-    new = version_or_404(web.store, row, to) if to else latest[0]
-    old = version_or_404(web.store, row, from_) if from_ else (latest[1] if len(latest) > 1 else None)
+        raise read.NotFound(f"{name} has no versions yet")
+    new = read.version(web.store, row, to) if to else latest[0]
+    old = read.version(web.store, row, from_) if from_ else (latest[1] if len(latest) > 1 else None)
     if old is not None and old.seq > new.seq:
         old, new = new, old
     keywords = keywords_of(web, row)
@@ -161,9 +160,9 @@ def compare(request: Request, name: str, from_: str | None = Query(None, alias="
 @router.get("/targets/{name}/versions/{version}")
 def version(request: Request, name: str, version: str):
     web = web_of(request)
-    row = target_or_404(web.store, name)
-    v = version_or_404(web.store, row, version)
+    row = read.target(web.store, name)
+    v = read.version(web.store, row, version)
     doc = parse_text(web.texts.text(v.text_sha))
     return render_page(request, "version.html", alternates=feed_links(request, name), target=row, version=v, doc=doc,
-                       newest=queries.latest_versions(web.store, row.id, 1)[0].seq,
-                       mark=render.Marker(keywords_of(web, row)))
+                       newest=read.latest_versions(web.store, row.id, 1)[0].seq,
+                       mark=render.Marker(keywords_of(web, row)), record_sha=chain.digest(v))

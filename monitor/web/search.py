@@ -14,6 +14,7 @@ from itertools import groupby
 
 from sqlmodel import select
 
+from .. import schema
 from ..models import Change, Target, Version
 from ..times import iso
 from ..store import Store
@@ -43,7 +44,7 @@ def snippet(text: str, match: re.Match) -> str:
 
 
 def search(store: Store, texts: Texts, phrase: str) -> list[dict]:
-    """Targets whose stored text ever contained `phrase` (schema.SearchHit), by target name."""
+    """Targets whose stored text ever contained `phrase` (schema.SearchHit documents), by target name."""
     regex = pattern(phrase)
     if regex is None:
         return []
@@ -66,16 +67,10 @@ def search(store: Store, texts: Texts, phrase: str) -> list[dict]:
             continue
         latest = matching[-1]
         target = targets[target_id]
-        hits.append({
-            "target": target.name,
-            "url": target.url,
-            "versions": [r.seq for r in matching],
-            "runs": _runs(group, found, made_by),
-            "present_now": latest is group[-1],
-            "first_seen": iso(matching[0].first_seen),
-            "last_seen": iso(latest.last_seen),
-            "snippet": snippet(texts.text(latest.text_sha), found[latest.text_sha]),
-        })
+        hits.append(schema.SearchHit(
+            target=target.name, url=target.url, versions=[r.seq for r in matching], runs=_runs(group, found, made_by),
+            present_now=latest is group[-1], first_seen=iso(matching[0].first_seen), last_seen=iso(latest.last_seen),
+            snippet=snippet(texts.text(latest.text_sha), found[latest.text_sha])).doc())
     return sorted(hits, key=lambda h: h["target"])
 
 

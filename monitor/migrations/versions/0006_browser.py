@@ -1,4 +1,4 @@
-"""browser fetcher: screenshots of versions
+"""browser fetcher: a version's screenshot and its document's HTTP response before rendering
 
 Revision ID: 0006
 Revises: 0005
@@ -14,8 +14,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table('versions', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('screenshot_sha', sa.String(), nullable=True))
+        batch_op.add_column(sa.Column('response_sha', sa.String(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('versions', schema=None) as batch_op:
+        batch_op.drop_column('response_sha')
+        batch_op.drop_column('screenshot_sha')

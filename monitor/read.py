@@ -1,7 +1,9 @@
-"""Read queries for the UI, API and feeds: SQLAlchemy Core selects on the store's engine.
+"""Reading the stored history: one module for every reader (the CLI, the web pages, the JSON API
+and the feeds). SQLAlchemy Core selects on the store's engine; nothing here writes.
 
-Rows come back as read-only named tuples whose attributes are the column names, so report.py's
-*_dict functions take them as they take model objects. Nothing here writes.
+Rows come back as read-only named tuples whose attributes are the column names (what
+monitor/schema.py's `of` constructors and the templates read). Anything asked for that is not
+there raises NotFound, with a message that names it.
 """
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import select
 
-from .. import kinds
-from ..models import Alert, Change, Check, Event, Target, Version
-from ..store import Store
+from . import kinds
+from .models import Alert, Change, Check, Event, Target, Version
+from .store import Store
 
 TARGET = tuple(Target.__table__.columns)
 VERSION = tuple(Version.__table__.columns)
@@ -24,10 +26,11 @@ PROBLEMS = ("error", "gone", "recovered")  # events that are no change
 # The largest id or number a row can have (a 64-bit SQL integer): a larger one from a URL names
 # nothing, and the database driver would refuse it rather than find nothing.
 MAX_INT = 2**63 - 1
+MAX_DIGITS = 30
 
 
-class NotFound(Exception):
-    pass
+class NotFound(LookupError):
+    """No such target, version or change (the message names it)."""
 
 
 def target(store: Store, name: str):
@@ -38,13 +41,34 @@ def target(store: Store, name: str):
     return row
 
 
-def version(store: Store, target_id: int, seq: int):
-    if not 0 < seq <= MAX_INT:
-        raise NotFound(f"no version {seq}")
-    with store.engine.connect() as conn:
-        row = conn.execute(select(*VERSION).where(Version.target_id == target_id, Version.seq == seq)).first()
+def version_number(ref: str | int) -> int:
+    """'3', 'v3' or 3 -> 3; NotFound for anything else.
+
+    >>> version_number("v3"), version_number(3)
+    (3, 3)
+    >>> version_number("three")
+    Traceback (most recent call last):
+    ...
+    monitor.read.NotFound: bad version 'three': use a number like 3 or v3
+    """
+    if isinstance(ref, int):
+        return ref
+    seq = ref.lstrip("vV")
+    # ASCII digits only (str.isdigit also takes '١' or '３'), and few enough for int() to take.
+    if not (seq.isascii() and seq.isdigit()) or len(seq) > MAX_DIGITS:
+        raise NotFound(f"bad version {ref!r}: use a number like 3 or v3")
+    return int(seq)
+
+
+def version(store: Store, target_row, ref: str | int):
+    """A target's version by number ('3', 'v3' or 3)."""
+    seq = version_number(ref)
+    row = None
+    if 0 < seq <= MAX_INT:
+        with store.engine.connect() as conn:
+            row = conn.execute(select(*VERSION).where(Version.target_id == target_row.id, Version.seq == seq)).first()
     if row is None:
-        raise NotFound(f"no version {seq}")
+        raise NotFound(f"{target_row.name} has no version {ref}")
     return row
 
 
@@ -79,11 +103,13 @@ class Overview:
     changes: int
     last_edit: object | None  # the latest change a reviewer reads (not first/rebaselined)
     paused: bool = False  # its entry, or its site, is paused in the config
+    site: str | None = None  # the site a discovered post belongs to
 
 
 def overview(store: Store, include_inactive: bool = False, paused: frozenset[str] = frozenset()) -> list[Overview]:
-    """The dashboard's rows: the watched targets, the paused ones, and with include_inactive the rest."""
-    counts = store.counts()
+    """The targets as the dashboard and `monitor targets` list them: the watched ones, the paused
+    ones, and with include_inactive the rest."""
+    numbers = counts(store)
     sites = store.site_names()
     held = lambda t: t.name in paused or (sites.get(t.site_id) in paused and t.alias_of is None)  # noqa: E731
     with store.engine.connect() as conn:
@@ -95,7 +121,17 @@ def overview(store: Store, include_inactive: bool = False, paused: frozenset[str
         edits = {c.target_id: c for c in conn.execute(
             select(Change.id, Change.target_id, Change.kind, Change.summary, Change.detected_at)
             .where(Change.id.in_(latest)))}
-    return [Overview(t, *counts.get(t.id, (0, 0)), edits.get(t.id), paused=held(t)) for t in targets]
+    return [Overview(t, *numbers.get(t.id, (0, 0)), edits.get(t.id), paused=held(t), site=sites.get(t.site_id))
+            for t in targets]
+
+
+def counts(store: Store) -> dict[int, tuple[int, int]]:
+    """target id -> (versions, changes other than the first version)."""
+    with store.engine.connect() as conn:
+        versions = dict(conn.execute(select(Version.target_id, func.count()).group_by(Version.target_id)).all())
+        changes = dict(conn.execute(select(Change.target_id, func.count()).where(Change.kind != "first")
+                                    .group_by(Change.target_id)).all())
+    return {tid: (versions.get(tid, 0), changes.get(tid, 0)) for tid in set(versions) | set(changes)}
 
 
 def failed_alerts(store: Store) -> int:
@@ -196,7 +232,8 @@ class Timeline:
 
 
 # Only what a timeline line shows: no headers, no passages.
-TIMELINE_VERSION = (Version.id, Version.seq, Version.first_seen, Version.last_seen, Version.times_seen, Version.words)
+TIMELINE_VERSION = (Version.id, Version.seq, Version.first_seen, Version.last_seen, Version.times_seen, Version.words,
+                    Version.source)
 TIMELINE_CHANGE = (Change.id, Change.to_version_id, Change.from_version_id, Change.restored_version_id, Change.kind,
                    Change.summary, Change.stats)
 
@@ -228,6 +265,26 @@ def timeline(store: Store, target_id: int, page: int = 1, per_page: int = 100) -
     entries += [Entry(e.created_at, event=e) for e in event_rows]
     entries.sort(key=lambda e: (e.at, e.version is not None), reverse=True)
     return Timeline(entries, seq_of, total, page, pages)
+
+
+def events(store: Store, target_id: int) -> list:
+    """A target's events, newest first."""
+    with store.engine.connect() as conn:
+        return list(conn.execute(select(*Event.__table__.columns).where(Event.target_id == target_id)
+                                 .order_by(Event.id.desc())))
+
+
+def alerts(store: Store, failed_only: bool = False, limit: int = 200) -> list:
+    """The outbox, newest first: each alert's columns with its event's `kind`, `summary` and
+    `change_id` and its target's name as `target`."""
+    query = (select(*Alert.__table__.columns, Event.kind, Event.summary, Event.change_id,
+                    Target.name.label("target"))
+             .join(Event, Alert.event_id == Event.id).join(Target, Event.target_id == Target.id)
+             .order_by(Alert.id.desc()).limit(limit))
+    if failed_only:
+        query = query.where(Alert.state == "failed")
+    with store.engine.connect() as conn:
+        return list(conn.execute(query))
 
 
 def recent_checks(store: Store, target_id: int, limit: int = 20) -> tuple[list, dict[int, int]]:
