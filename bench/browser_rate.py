@@ -17,7 +17,9 @@ sum of RSS (counts memory they share once per process, so it overstates) and the
 (shared pages split among their users: what the tree costs the machine).
 This is a measurement, not a test: the exit status is 0 unless the harness itself fails.
 
-Usage: python bench/browser_rate.py [--pages 50] [--concurrency 1 2] [--json]
+For reference, the same two passes with `fetcher = "http"` (the script-written article unseen).
+
+Usage: python bench/browser_rate.py [--pages 50] [--concurrency 1 2] [--no-http] [--json]
 """
 from __future__ import annotations
 
@@ -87,11 +89,11 @@ def serve(root: Path) -> tuple[subprocess.Popen, int]:
     raise RuntimeError("the page server did not start")
 
 
-def config(port: int, paths: list[str], concurrency: int) -> str:
+def config(port: int, paths: list[str], concurrency: int, fetcher: str = "browser") -> str:
     text = (f'[monitor]\nretries = 0\ncalibrate = false\nbrowser_concurrency = {concurrency}\n'
             f'per_host = {max(2, concurrency)}\n')
     for i, path in enumerate(paths, 1):
-        text += f'\n[[targets]]\nname = "post-{i}"\nurl = "http://127.0.0.1:{port}{path}"\nfetcher = "browser"\n'
+        text += f'\n[[targets]]\nname = "post-{i}"\nurl = "http://127.0.0.1:{port}{path}"\nfetcher = "{fetcher}"\n'
     return text
 
 
@@ -174,6 +176,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=50)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--http", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the same pages with fetcher = \"http\", for reference")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     results = []
@@ -182,20 +186,25 @@ def main() -> None:
         paths = write_site(root / "site", args.pages)
         server, port = serve(root / "site")
         try:
-            for concurrency in args.concurrency:
-                workdir = root / f"c{concurrency}"
+            runs = [("browser", c) for c in args.concurrency] + ([("http", 1)] if args.http else [])
+            for fetcher, concurrency in runs:
+                label = f"browser_concurrency={concurrency}" if fetcher == "browser" else 'fetcher="http"'
+                workdir = root / f"{fetcher}-{concurrency}"
                 workdir.mkdir()
-                (workdir / "targets.toml").write_text(config(port, paths, concurrency))
+                (workdir / "targets.toml").write_text(config(port, paths, concurrency, fetcher))
                 for name in ("baseline", "unchanged"):
                     before = cpu_of_children()
                     result = run_pass(workdir, args.pages)
-                    result.update(concurrency=concurrency, passed=name, cpu_s=round(cpu_of_children() - before, 2))
+                    result.update(fetcher=fetcher, concurrency=concurrency, passed=name,
+                                  cpu_s=round(cpu_of_children() - before, 2),
+                                  stored_mb=round(sum(f.stat().st_size for f in workdir.rglob("*") if f.is_file()) / MB, 1))
                     results.append(result)
                     if not args.json:
-                        print(f"browser_concurrency={concurrency} {name:9}: {result['wall_s']:6.2f} s wall, "
+                        print(f"{label} {name:9}: {result['wall_s']:6.2f} s wall, "
                               f"{result['pages_per_s']:5.2f} pages/s, CPU {result['cpu_s']:6.2f} s, peak RSS sum "
                               f"{result['peak_rss_mb']:6.1f} MB, peak PSS sum {result['peak_pss_mb']:6.1f} MB "
-                              f"({result['processes']} processes), errors {result['errors']}", flush=True)
+                              f"({result['processes']} processes), stored {result['stored_mb']} MB, "
+                              f"errors {result['errors']}", flush=True)
         finally:
             server.terminate()
             server.wait(10)

@@ -72,8 +72,8 @@ REQUEST_DROPPED = ("host", "connection", "content-length", "accept-encoding", "k
 RESPONSE_DROPPED = ("content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive")
 RENDERED_TYPE = "text/html; charset=utf-8"  # the capture of a rendered page: its DOM, as UTF-8 HTML
 DOM_SIZE = "() => document.documentElement ? document.documentElement.outerHTML.length : 0"
-PAGE_HEIGHT = "() => Math.max(document.documentElement ? document.documentElement.scrollHeight : 0, " \
-              "document.body ? document.body.scrollHeight : 0)"
+PAGE_HEIGHT = ("() => Math.max(document.documentElement ? document.documentElement.scrollHeight : 0, "
+               "document.body ? document.body.scrollHeight : 0)")
 
 
 Shoot = Callable[[str, str], bool]  # (rendered HTML, its URL) -> whether to take a screenshot

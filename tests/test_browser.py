@@ -3,8 +3,9 @@ Chromium (Debian's `chromium`, driven by Playwright): a post whose paragraphs a 
 after load (from data in the page, or fetched from a JSON endpoint) has no text over HTTP and its
 whole text rendered; the ICE sequence through it raises exactly the alerts plain HTTP raises, and
 every version keeps a screenshot the change page shows. Hostile pages (a renderer crash, a page
-that never settles, popups, a `location` loop, requests to forbidden addresses) each cost one
-failed check; the browser recovers and the daemon lives on."""
+that never settles, popups, a `location` loop, a DOM over max_bytes, a `wait_for` never met,
+requests to forbidden addresses) each cost one failed check; the browser recovers and the daemon
+lives on. Also: a 404 or 429 as over HTTP, a site's posts rendered, `monitor add`'s suggestion."""
 from __future__ import annotations
 
 import hashlib
@@ -78,14 +79,16 @@ url = "{url}"
 selector = "article .entry-content"
 fetcher = "{fetcher}"
 alerts = ["hook"]
+{extra}
 """
 
 
-def config(server, receiver, targets: list[tuple[str, str, str]], monitor_extra: str = "") -> str:
+def config(server, receiver, targets: list[tuple], monitor_extra: str = "") -> str:
+    """targets: (name, path, fetcher) or (name, path, fetcher, more TOML for the target)."""
     text = f'[monitor]\nretries = 0\ncalibrate = false\nbase_url = "{BASE_URL}"\n{monitor_extra}\n'
     text += HOOK.format(url=receiver.url("/hook"))
-    for name, path, fetcher in targets:
-        text += TARGET.format(name=name, url=server.url(path), fetcher=fetcher)
+    for name, path, fetcher, *extra in targets:
+        text += TARGET.format(name=name, url=server.url(path), fetcher=fetcher, extra="".join(extra))
     return text
 
 
@@ -127,9 +130,9 @@ def comparable(alert: dict) -> dict:
 
 
 def test_the_ice_sequence_rendered_alerts_as_plain_http_does_and_keeps_screenshots(server, workspace, receiver):
-    targets = [("ice-http", "/static", "http"), ("ice-inline", "/inline", "browser"),
+    targets = [("ice-http", "/static", "http"), ("ice-inline", "/inline", "browser", 'wait_for = "article p"'),
                ("ice-json", "/json", "browser")]
-    names = [name for name, _, _ in targets]
+    names = [name for name, *_ in targets]
     publish(server, seed=0)
     workspace.write_config(config(server, receiver, targets))
 
@@ -210,9 +213,15 @@ HOSTILE = {
               " setInterval(() => window.open('/popup'), 20);</script></body></html>",
     "loop": "<html><body><p>Moving on</p><script>setTimeout(() => { location.href = '/loop?' + Date.now(); }, 10);"
             "</script></body></html>",
+    # A small page whose script writes 2 MB of text (max_bytes is 1 MB here).
+    "huge": "<html><body><main></main><script>document.querySelector('main').textContent = 'x'.repeat(2e6);"
+            "</script></body></html>",
+    # Waits for an element that never comes.
+    "late": "<html><body><p>Still loading</p></body></html>",
 }
 ERRORS = {"crash": "crashed the browser's renderer", "hang": "did not finish rendering within 6s",
-          "popups": "opened more than 3 popups", "loop": "kept navigating: more than 10 location changes"}
+          "popups": "opened more than 3 popups", "loop": "kept navigating: more than 10 location changes",
+          "huge": "rendered page too large: 2,000,", "late": "wait_for: nothing matched '#article' within 6s"}
 # The good page reports what its requests reached: forbidden addresses, directly and through a
 # redirect, are refused; its own site is reached; a WebSocket connects nowhere.
 PROBE = """<html><head><title>Probe</title></head><body><main><article><div class="entry-content"></div></article></main>
@@ -240,6 +249,7 @@ retries = 0
 calibrate = false
 timeout = "3s"
 browser_timeout = "6s"
+max_bytes = 1000000
 """
 
 
@@ -261,6 +271,7 @@ def test_hostile_pages_cost_one_check_each_and_the_browser_recovers(server, work
     for name in HOSTILE:
         # (Checked every few seconds: the daemon spreads the first checks of new targets over their interval.)
         text += f'\n[[targets]]\nname = "{name}"\nurl = "{server.url("/" + name)}"\nfetcher = "browser"\ninterval = "4s"\n'
+        text += 'wait_for = "#article"\n' if name == "late" else ""
     text += f'\n[[targets]]\nname = "good"\nurl = "{server.url("/good")}"\nfetcher = "browser"\ninterval = "1s"\n'
     workspace.write_config(text)
     daemon = daemon_factory()
