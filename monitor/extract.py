@@ -59,6 +59,10 @@ CHROME_TAGS = frozenset(("nav", "aside", "footer", "dialog"))
 # Text elements are judged by where they sit, not by their class names (which generated CSS
 # fills with short tokens like "ad" or "nav").
 TEXT_TAGS = frozenset("p h1 h2 h3 h4 h5 h6 li dt dd blockquote pre figcaption caption td th".split())
+# Inline elements are words of a sentence, whatever their class names say (a code sample's
+# <span class="hljs-comment">, a link marked "external-popup").
+INLINE_TAGS = frozenset("a span code em strong b i u s small big sup sub mark abbr cite q kbd samp var time "
+                        "label font del ins dfn bdi bdo data wbr".split())
 CHROME_ROLES = frozenset(("navigation", "banner", "contentinfo", "complementary", "search", "dialog"))
 SMALL_FORM_WORDS = 60  # a form with more text than this is a page layout (ASP.NET), not a widget
 CHROME_NAMES = re.compile(
@@ -66,7 +70,7 @@ CHROME_NAMES = re.compile(
     r"|cookies?|consent|gdpr|banner|advert|advertisement|ad(?=[-_])|adslot|adsbygoogle|sponsored|promo|popular"
     r"|trending"
     r"|sidebar|breadcrumbs?|pagination|pager|navigation|navbar|nav|menu|masthead|toolbar|skip|signup|modal"
-    r"|popup|disqus|claps?|reactions?|likes?|footer)(?:$|[-_\d])", re.I)
+    r"|popup|disqus|claps?|reactions?|likes?|footer|calendar|bio|cta)(?:$|[-_\d])", re.I)
 CONTENT_NAMES = re.compile(r"article|body|content|entry|main|page|post|text|blog|story|release|news", re.I)
 
 _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
@@ -75,8 +79,10 @@ _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
 _PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
 MAX_ELEMENTS = 60_000
 _COUNTER_WORDS = (r"min(?:ute)?s? read|views?|comments?|shares?|likes?|reads?|claps?|responses?|reactions?|retweets?|reposts?"
-                  r"|followers?|subscribers?|votes?|visits?|visitors?|clicks?|points?|replies|reply|hits?")
-_COUNT_BEFORE = re.compile(rf"\b\d[\d,.]*(?:\s*[kKmM]\b)?(?=\s*(?:{_COUNTER_WORDS})\b)", re.I)
+                  r"|followers?|subscribers?|votes?|visits?|visitors?|clicks?|points?|replies|reply|hits?|stars?|forks?"
+                  r"|reviews?|ratings?|watchers?")
+# "1,234 views", "169 total reviews" (a word may come between)
+_COUNT_BEFORE = re.compile(rf"\b\d[\d,.]*(?:\s*[kKmM]\b)?(?=\s*(?:[a-z]+\s+)?(?:{_COUNTER_WORDS})\b)", re.I)
 _COUNT_AFTER = re.compile(rf"\b((?:{_COUNTER_WORDS})\s*[:(]?\s*)\d[\d,.]*(?:\s*[kKmM]\b)?", re.I)
 _RELATIVE_TIME = re.compile(r"\b\d+\s*(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)"
                             r"\s+ago\b", re.I)
@@ -144,7 +150,8 @@ _COUNTER_HINT = re.compile(rf"\b(?:{_COUNTER_WORDS}|ago)\b", re.I)
 _DIGIT = re.compile(r"\d")
 
 
-_LONE_NUMBER = re.compile(r"^\W*\d[\d,.]*[kKmM]?\W*$")
+# A count or a duration on its own ("137", "(12)", "1.2k", "24:32"), not a price, not a share.
+_LONE_NUMBER = re.compile(r"^[^\w$€£¥₹]*\d[\d,.:]*[kKmM]?[^\w$€£¥₹%]*$")
 _DIGITS = re.compile(r"\d[\d,.]*")
 COUNTER_LINE_WORDS = 20  # counters live in short meta lines; prose keeps its numbers
 
@@ -271,6 +278,7 @@ class _Walker:
         self.ignored: list[Block] = []
         self.scope_words = 0
         self.keep: set = set()  # the article's text container and its ancestors: never chrome by name
+        self.core: set = set()  # everything inside the article's text containers
         self._paths: dict = {}
 
     def _emit(self, text: str, el) -> None:
@@ -295,13 +303,15 @@ class _Walker:
             return None
         if tag in CHROME_TAGS or el.get("role") in CHROME_ROLES:
             return f"page chrome: <{tag}{' role=' + el.get('role') if el.get('role') else ''}>"
-        if tag == "header" and not in_article:
+        if tag == "header" and not in_article and _own_words(el) < HEADER_PROSE:
             return "page chrome: site header"
         if tag == "form" and _words(el) <= SMALL_FORM_WORDS:
             return "page chrome: form"
         if tag in ("ul", "ol") and _link_list(el):
             return "page chrome: a list of links"
-        names = _names(el) if tag not in TEXT_TAGS else ""
+        if el not in self.core and _card_grid(el):
+            return "page chrome: cards linking to other pages"
+        names = _names(el) if tag not in TEXT_TAGS and tag not in INLINE_TAGS else ""
         # A big container named after chrome is a layout wrapper ("content-with-sidebar"), not a widget.
         if names and CHROME_NAMES.search(names.replace(" ", "-")) and _words(el) < 0.4 * self.scope_words:
             return f"page chrome: {names!r}"
@@ -321,7 +331,7 @@ class _Walker:
         tag = _tag(el)
         # The article's own containers count even when hidden: a streamed page (React's
         # <div hidden id="S:1">) keeps its article there until a script moves it.
-        if tag is None or tag in DROP_TAGS or (_hidden(el) and el not in self.keep):
+        if tag is None or tag in DROP_TAGS or (_hidden(el) and el not in self.keep and el not in self.core):
             return
         reason = self._skip(el, tag, in_article)
         if reason:
@@ -369,6 +379,40 @@ class _Walker:
 
 
 LINK_LIST_SHARE = 0.7
+HEADER_PROSE = 40  # a <header> with this much text that is not links is the article's opening, not the site's
+CARD_TAGS = frozenset(("div", "article", "section", "a"))  # not paragraphs, not list items (see _link_list)
+HEADINGS = ("h2", "h3", "h4", "h5", "h6")
+CARD_INSIDE = ("div", "p", "img", "figure", *HEADINGS)  # a link that is a card, not a link in a line
+CARD_WORDS = 40  # a teaser's own words (a title, a line of excerpt); more is prose of its own
+
+
+def _card_grid(el) -> bool:
+    """Teaser cards (more news, read next, featured posts): three or more children of the same
+    kind side by side, each a link, or a linked title with at most a line of excerpt."""
+    if _tag(el) in TEXT_TAGS or _tag(el) in INLINE_TAGS:
+        return False  # links in a sentence
+    kinds: dict = {}
+    for child in el:
+        if child.tag in CARD_TAGS:
+            kinds.setdefault((child.tag, child.get("class")), []).append(child)
+    cards = max(kinds.values(), key=len, default=[])
+    if len(cards) < 3:
+        return False
+    if not all(_linked_heading(card) or (card.tag == "a" and next(card.iter(*CARD_INSIDE), None) is not None)
+               for card in cards):
+        return False
+    return sum(_own_words(card) for card in cards) <= CARD_WORDS * len(cards)
+
+
+def _linked_heading(el) -> bool:
+    """el holds a heading that is a link (a teaser's title), not a heading with links in the text
+    below it (a listicle's item)."""
+    for heading in el.iter(*HEADINGS):
+        words = _words(heading)
+        if words and (any(_tag(a) == "a" for a in heading.iterancestors())
+                      or sum(len(a.text_content().split()) for a in heading.iter("a")) * 2 >= words):
+            return True
+    return False
 
 
 def _link_list(el) -> bool:
@@ -615,6 +659,7 @@ def extract(html: str, selector: str | None = None, ignore: list[str] | tuple = 
     walker = _Walker(drop_chrome, base_url, explain)
     if drop_chrome:
         walker.keep = {a for el in article for a in (el, *el.iterancestors())}
+        walker.core = {d for el in article for d in el.iterdescendants()}
     for scope in scopes:
         parts: list[str] = []
         walker.scope_words = _words(scope)

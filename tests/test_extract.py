@@ -107,3 +107,87 @@ def test_ignore_text_drops_text_by_regex():
 def test_malformed_html_still_gives_the_text():
     page = "<html><body><div><p>Unclosed <b>bold<p>Second para</div></div></span><p>Third &amp; last"
     assert extract(page).blocks == ["Unclosed bold", "Second para", "Third & last"]
+
+
+# ---- real pages' shapes (each seen on public article pages; see bench/realpages.py) -------------
+
+LEDE = ("<p>The committee published its report on Monday, after a year of hearings, site visits and "
+        "written evidence from more than two hundred residents, firms and councils.</p>")
+STORY = "".join(f"<p>Paragraph {i} of the report's summary, with its findings, caveats, figures and the "
+                f"recommendations the committee made to the minister, numbered {i}.</p>" for i in range(4))
+
+
+def watched(body: str) -> str:
+    return "\n".join(extract(html(body)).blocks)
+
+
+def test_class_names_of_inline_elements_do_not_make_words_chrome():
+    # A code sample's highlighted comment and a link marked "external-popup" are words of the article.
+    body = ("<article>" + LEDE + STORY + '<pre><code><span class="hljs-comment"># stash your work first</span>\n'
+            'git stash</code></pre><p>Read the <a class="external-popup" href="https://irs.example/rates">Internal '
+            "Revenue Service tables</a> before you file.</p></article>")
+    text = watched(body)
+    assert "# stash your work first" in text
+    assert "Internal Revenue Service tables" in text
+
+
+def test_a_price_on_its_own_is_content_not_a_counter():
+    before = watched("<article>" + LEDE + STORY + "<div><div>$39.99</div></div><div><span>137</span></div></article>")
+    after = watched("<article>" + LEDE + STORY + "<div><div>$41.99</div></div><div><span>152</span></div></article>")
+    assert "$39.99" in before and "$41.99" in after, "a changed price is an edit"
+    assert before.replace("$39.99", "$41.99") == after, "a lone count (views, likes) is still masked"
+
+
+def test_teaser_cards_beside_the_article_are_chrome_but_a_listicle_is_not():
+    cards = "".join(f'<div class="card"><a href="/news/{i}"><h3>Other story number {i} of the week</h3></a>'
+                    f"<p>A line of teaser.</p></div>" for i in range(4))
+    listicle = "".join(f'<div class="item"><h3>{i}. Pack the kitchen last</h3><p>Keep a box of plates and '
+                       f'<a href="/shop/{i}">packing paper</a> for the final evening.</p></div>' for i in range(4))
+    text = watched(f"<main><div class='post'>{LEDE}{STORY}{listicle}</div><div class='more'>{cards}</div></main>")
+    assert "Other story number" not in text
+    assert text.count("Pack the kitchen last") == 4 and "packing paper" in text
+
+
+def test_hidden_answers_inside_the_article_text_are_watched():
+    faq = ('<div class="faq"><h3>How long does it take?</h3><div class="answer" style="display: none">'
+           "<p>About six weeks from the day the form arrives.</p></div></div>")
+    text = watched(f"<article><div class='body'>{LEDE}{STORY}{faq}</div></article><div style='display:none'>"
+                   "<p>Sign in to continue reading and more.</p></div>")
+    assert "About six weeks" in text, "a collapsed answer is part of the article"
+    assert "Sign in" not in text, "hidden things outside the article stay out"
+
+
+def test_a_header_holding_the_articles_opening_prose_is_watched():
+    intro = ("<header class='hero'><h1>Saving for a family</h1><div>Once you are advancing in your career, whether "
+             "you are starting a family or concentrating solely on your own goals, the way you save changes, and "
+             "the accounts you choose matter more than they did when you started out.</div></header>")
+    text = watched(f"<header><nav><a href='/'>Home</a></nav></header><main>{intro}{STORY}</main>")
+    assert "Once you are advancing in your career" in text
+    assert "Home" not in text
+
+
+def test_a_calendar_widget_is_chrome():
+    calendar = ("<div class='widget_calendar'><table class='wp-calendar-table'>" + "".join(
+        f"<tr>{''.join(f'<td><a href=/2025/12/{d:02d}>{d}</a></td>' for d in range(w * 7 + 1, w * 7 + 8))}</tr>"
+        for w in range(4)) + "</table></div>")
+    text = watched(f"<main><div class='post'>{LEDE}{STORY}</div>{calendar}</main>")
+    assert "2025/12/02" not in text and "Paragraph 3" in text
+
+
+@pytest.mark.parametrize("box", [
+    "<div class='author-bio'><p>Dan is the Security Editor, which he joined in 2012 after working for a wire "
+    "service and two papers.</p></div>",
+    "<div class='short-cta__container'><p>Submit a story of your own to our editors today.</p></div>",
+], ids=["author-bio", "call-to-action"])
+def test_an_author_bio_or_a_call_to_action_beside_the_text_is_chrome(box):
+    text = watched(f"<article>{LEDE}{STORY}{box}</article>")
+    assert "Paragraph 3" in text and "Dan is" not in text and "Submit a story" not in text
+
+
+@pytest.mark.parametrize("before, after", [
+    ("<div class='duration'>19:32</div>", "<div class='duration'>24:32</div>"),
+    ("<ul><li>Star (107)</li><li>Fork (9)</li></ul>", "<ul><li>Star (116)</li><li>Fork (14)</li></ul>"),
+    ("<p class='rating-count'>169 total reviews</p>", "<p class='rating-count'>175 total reviews</p>"),
+], ids=["duration", "stars-and-forks", "reviews"])
+def test_counts_and_durations_beside_the_text_change_nothing(before, after):
+    assert watched(f"<article>{LEDE}{STORY}{before}</article>") == watched(f"<article>{LEDE}{STORY}{after}</article>")
