@@ -43,7 +43,7 @@ from . import words
 
 # Bump when the text this module produces for the same page changes; stored with each version so
 # a new extractor re-reads the previous capture instead of reporting its own change as an edit.
-EXTRACTOR_VERSION = 3
+EXTRACTOR_VERSION = 4
 
 BLOCK_TAGS = frozenset(
     "p h1 h2 h3 h4 h5 h6 li dt dd tr blockquote pre figcaption caption address summary legend "
