@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from sqlalchemy import select, update
@@ -53,15 +53,25 @@ def link_of(captured_at: datetime, url: str | None, raw_sha: str, text_sha: str,
     return hashlib.sha256(record(captured_at, url, raw_sha, text_sha, previous)).hexdigest()
 
 
+def record_of(row) -> bytes:
+    """record() of a version row (any object with the version's column names)."""
+    return record(row.first_seen, row.final_url, row.raw_sha, row.text_sha, row.previous_sha)
+
+
 def digest(row) -> str:
-    """link_of() a version row (any object with the version's column names)."""
-    return link_of(row.first_seen, row.final_url, row.raw_sha, row.text_sha, row.previous_sha)
+    """link_of() a version row: the SHA-256 of its record."""
+    return hashlib.sha256(record_of(row)).hexdigest()
+
+
+def newest(conn, target_id: int):
+    """The target's newest version (its chain columns and seq), or None."""
+    return conn.execute(select(*_COLUMNS).where(Version.target_id == target_id)
+                        .order_by(Version.seq.desc()).limit(1)).first()
 
 
 def next_link(conn, target_id: int) -> str:
     """What the target's next version records as `previous_sha`: its newest version's digest."""
-    row = conn.execute(select(*_COLUMNS).where(Version.target_id == target_id)
-                       .order_by(Version.seq.desc()).limit(1)).first()
+    row = newest(conn, target_id)
     return digest(row) if row else GENESIS
 
 
@@ -87,6 +97,8 @@ class Verified:
     head: str | None = None
     problem: str | None = None
     captures: int = 0  # capture and text files re-hashed
+    links: dict[str, int] = field(default_factory=dict)  # each intact version's record digest -> its seq
+    timestamps: list = field(default_factory=list)  # monitor/timestamps.py's Checked, newest first
 
     @property
     def ok(self) -> bool:
@@ -138,6 +150,7 @@ def verify(store, target_id: int, name: str, snapshots: bool = True) -> Verified
                     return result
                 result.captures += 1
         previous, before = digest(row), row
+        result.links[previous] = row.seq
     result.head = previous if rows else None
     head, newest = stored_head if stored_head is not None else (None, None)
     if newest is not None and newest not in {r.id for r in rows}:

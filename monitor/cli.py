@@ -69,7 +69,7 @@ def check(settings, names, discover, due) -> None:
                f"{summary or ('stopped' if problems else 'nothing to do')}")
     if skipped:
         click.echo(f"skipped {plural(skipped, 'target')} being checked by another process")
-    if settings.config.alerts or settings.monitor.save_page_now:
+    if settings.config.alerts or settings.monitor.save_page_now or settings.monitor.timestamp_url:
         problems += _deliver(settings, wait=settings.monitor.alert_wait)
     problems += [r.unsaved for r in results if r.unsaved]
     if problems:

@@ -175,6 +175,11 @@ class MonitorSettings(Strict):
     save_page_now: bool = Field(False, description="ask the Wayback Machine to capture a page when a change is seen")
     save_page_now_url: str = "https://web.archive.org/save"
     save_page_now_key: str | None = Field(None, description="SPN2 API keys as ACCESS:SECRET (from ${ENV} variables)")
+    timestamp_url: str | None = Field(None, description="an RFC 3161 time-stamping authority: each target's chain "
+                                      "head is timestamped there after a check records a new version")
+    wacz_signing_url: str | None = Field(None, description="an authsign server's /sign URL: a .wacz export is "
+                                         "signed there (the WACZ spec's signedData)")
+    wacz_signing_token: str | None = Field(None, description="the signing server's auth token (from ${ENV} variables)")
     browser_concurrency: int = Field(2, ge=1, le=32, description="pages the browser fetcher renders at once, "
                                                                  "in the whole process")
     browser_timeout: ShortDuration = Field(45.0, description="time to render one page in the browser, from "
@@ -182,9 +187,9 @@ class MonitorSettings(Strict):
     browser_executable: str | None = Field(None, description="the Chromium binary (default: $CHROMIUM, else "
                                                              "/usr/bin/chromium)")
 
-    @field_validator("base_url")
+    @field_validator("base_url", "timestamp_url", "wacz_signing_url")
     @classmethod
-    def _base_url(cls, value: str | None) -> str | None:
+    def _optional_url(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value)
 
     @field_validator("wayback_cdx", "save_page_now_url")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from . import chain, read, warc
+from . import chain, read, timestamps, warc
 from .config import ConfigError, Settings
 from .merge import MergeError, Merger, Outcome
 from .models import Target, Version
@@ -20,7 +20,7 @@ class EvidenceError(Exception):
 
 
 # What the evidence commands raise for a problem a user can act on (each message names it).
-ERRORS = (EvidenceError, MergeError, StoreError, warc.WarcError)
+ERRORS = (EvidenceError, MergeError, StoreError, warc.WarcError, timestamps.TimestampError)
 
 
 def _targets(store: Store, name: str | None) -> list:
@@ -53,20 +53,67 @@ def export(settings: Settings, store: Store, name: str | None, path: Path, first
         raise EvidenceError("nothing to export: no versions stored yet" if name is None
                             else f"{name} has no versions to export")
 
+    stamped = {t.id: timestamps.by_head(store, t.id) for t in targets}
+
     def items():
         for target, version in chosen:
             kept = {"raw": version.raw_sha, "response": getattr(version, "response_sha", None),
                     "screenshot": getattr(version, "screenshot_sha", None)}
+            stamp = stamped[target.id].get(chain.digest(version))
             try:
-                yield target, version, {k: store.snapshots.get(sha) for k, sha in kept.items() if sha}
+                blobs = {k: store.snapshots.get(sha) for k, sha in kept.items() if sha}
+                stamps = [(stamp, timestamps.token_of(store, stamp))] if stamp else []
             except Exception as exc:
                 raise EvidenceError(f"{target.name} v{version.seq}: {exc}; run `monitor verify {target.name}`")
+            yield target, version, blobs, stamps
 
-    return warc.export(items(), path, settings.monitor.user_agent)
+    monitor = settings.monitor
+    signing = (monitor.wacz_signing_url, monitor.wacz_signing_token) if monitor.wacz_signing_url else None
+    return warc.export(items(), path, monitor.user_agent, signing)
 
 
 def verify(store: Store, name: str | None) -> list[chain.Verified]:
-    return [chain.verify(store, t.id, t.name) for t in _targets(store, name)]
+    """Each target's chain, captures and trusted timestamps checked (monitor/chain.py,
+    monitor/timestamps.py); a timestamp's problem fails a target whose chain is intact."""
+    results = []
+    for target in _targets(store, name):
+        result = chain.verify(store, target.id, target.name)
+        with store.engine.connect() as conn:
+            imported = conn.execute(select(Version.id).where(Version.target_id == target.id,
+                                                             Version.source.is_not(None)).limit(1)).first()
+        result.timestamps = timestamps.check(store, target.id, result, imported is not None)
+        if result.ok:
+            result.problem = next((c.problem for c in result.timestamps if c.problem), None)
+        results.append(result)
+    return results
+
+
+async def stamp(settings: Settings, store: Store, name: str | None) -> list:
+    """A trusted timestamp of the chain head of target `name` (or of every target with versions):
+    the one stored, else a new one from `[monitor] timestamp_url`. Each target's Stamped, or the
+    TimestampError that kept it from one."""
+    names = [t.name for t in _targets(store, name)]
+    done = []
+    async with timestamps.client(settings.monitor.user_agent) as client:
+        for target in names:
+            try:
+                done.append(await timestamps.stamp(store, client, settings.monitor.timestamp_url, target))
+            except timestamps.TimestampError as exc:
+                done.append(exc)
+    return done
+
+
+def save_token(store: Store, stamped: timestamps.Stamped, path: Path) -> None:
+    """Write a stamped head's token (the TSA's reply, a .tsr file), whole or not at all."""
+    from .files import write_atomic
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise EvidenceError(f"{path}: the folder {path.parent} does not exist")
+    try:
+        write_atomic(path, timestamps.token_of(store, stamped.stamp), mode=0o644)
+    except OSError as exc:
+        raise EvidenceError(f"{path}: cannot write it: {exc.strerror or exc}") from None
 
 
 def watch_of(settings: Settings, store: Store, name: str):

@@ -69,7 +69,10 @@ def verify(settings, name, as_json) -> None:
             _problem(exc)
     if as_json:
         _emit_json([{"target": r.target, "versions": r.versions, "files": r.captures, "head": r.head,
-                     "ok": r.ok, "problem": r.problem} for r in results])
+                     "ok": r.ok, "problem": r.problem, "timestamps": [
+                         {"head": c.stamp.head, "version": c.seq, "stamped_at": iso(c.stamp.stamped_at),
+                          "tsa": c.stamp.tsa_url, "token_sha256": c.stamp.token_sha, "problem": c.problem}
+                         for c in r.timestamps]} for r in results])
     else:
         for r in results:
             if r.ok:
@@ -77,9 +80,27 @@ def verify(settings, name, as_json) -> None:
                            f"re-hashed; chain head {r.head}")
             else:
                 click.echo(f"{r.target}: BROKEN at {r.problem}")
+            for line in _timestamp_lines(r):
+                click.echo(f"  {line}")
     broken = [r for r in results if not r.ok]
     if broken:
         _fail(f"{plural(len(broken), 'target')} failed verification: " + ", ".join(r.target for r in broken))
+
+
+def _timestamp_lines(result) -> list[str]:
+    """What `verify` says of a target's trusted timestamps: the newest one of a head in the chain,
+    and any whose head the chain no longer holds."""
+    lines, chained = [], [c for c in result.timestamps if c.seq is not None and c.problem is None]
+    if chained:
+        c = chained[0]
+        lines.append(f"trusted timestamp of v{c.seq}'s record {c.stamp.head}: {iso(c.stamp.stamped_at)} by "
+                     f"{c.stamp.tsa_url}" + (f" (and {plural(len(chained) - 1, 'earlier head')})"
+                                             if len(chained) > 1 else ""))
+    for c in result.timestamps:
+        if c.seq is None and c.problem is None:
+            lines.append(f"the timestamp of {iso(c.stamp.stamped_at)} covers head {c.stamp.head[:12]}…, which the "
+                         "chain no longer holds: it was re-linked by an import since")
+    return lines
 
 
 def _report(outcomes, as_json: bool, extra: dict) -> None:
@@ -152,4 +173,41 @@ def import_wayback(settings, name, since, until, as_json) -> None:
         _fail(f"stopped early: {done.stopped}; run the same command again to go on")
 
 
-COMMANDS = (export, verify, import_warc, import_wayback)
+@click.command()
+@with_config
+@click.argument("name", required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the token (the TSA's reply, for `openssl ts -verify`) to FILE.tsr.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def timestamp(settings, name, output, as_json) -> None:
+    """A trusted timestamp (RFC 3161) of NAME's chain head (or of every target's), from the
+    time-stamping authority at [monitor] timestamp_url, unless the head has one already; with
+    -o, its token written to FILE. Exit 1 when a head could not be timestamped."""
+    from . import evidence
+
+    if output and not name:
+        _fail("-o writes one target's token: give its NAME")
+    with _store(settings) as store:
+        try:
+            done = asyncio.run(evidence.stamp(settings, store, name))
+            if output and not isinstance(done[0], Exception):
+                evidence.save_token(store, done[0], output)
+        except evidence.ERRORS as exc:
+            _problem(exc)
+    stamped = [d for d in done if not isinstance(d, Exception)]
+    if as_json:
+        _emit_json([{"target": d.target, "version": d.seq, "head": d.head, "stamped_at": iso(d.stamp.stamped_at),
+                     "tsa": d.stamp.tsa_url, "token_sha256": d.stamp.token_sha, "new": d.fresh} for d in stamped])
+    else:
+        for d in stamped:
+            click.echo(f"{d.target}: chain head {d.head} (v{d.seq}) {'timestamped' if d.fresh else 'already timestamped'}"
+                       f" at {iso(d.stamp.stamped_at)} by {d.stamp.tsa_url}")
+        if output and stamped:
+            click.echo(f"wrote {output}; check it with: openssl ts -verify -digest {stamped[0].head} -in {output} "
+                       "-CAfile <the TSA's CA certificate>")
+    failed = [str(d) for d in done if isinstance(d, Exception)]
+    if failed:
+        _fail("; ".join(failed))
+
+
+COMMANDS = (export, verify, import_warc, import_wayback, timestamp)

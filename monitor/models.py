@@ -183,6 +183,19 @@ class Alert(SQLModel, table=True):
     redelivered: int = 0
 
 
+class Timestamp(SQLModel, table=True):
+    """An RFC 3161 trusted timestamp of a target's chain head (monitor/timestamps.py): the TSA's
+    signed reply, kept in the snapshot store by its SHA-256, the head it covers and the time it gives."""
+
+    __tablename__ = "timestamps"
+    id: int | None = Field(default=None, primary_key=True)
+    target_id: int = Field(foreign_key="targets.id", index=True)
+    head: str = Field(index=True)
+    token_sha: str
+    tsa_url: str
+    stamped_at: datetime  # the TSA's time (genTime)
+    received_at: datetime = Field(default_factory=utcnow)
+
 # ---- the fleet: several workers sharing one database (monitor/fleet.py, monitor/blobs.py) ----
 
 class Blob(SQLModel, table=True):

@@ -1,6 +1,6 @@
 """Captures in and out as WARC (ISO 28500, version 1.1), the web archives' common format, through
-the `warcio` library; and as WACZ (a WARC, its index and page list in one signed-ready zip)
-through the `wacz` package.
+the `warcio` library; and as WACZ (a WARC, its index and page list in one zip, signed by a signing
+server where one is configured) through the `wacz` package.
 
 Export: per version a `request` record and a `response` record (the HTTP status line, the
 headers monitor keeps and the body as received), dated with the capture time, and a `metadata`
@@ -74,11 +74,12 @@ def _resource(writer, uri: str, body: bytes, content_type: str, date: str):
                                      warc_content_type=content_type, warc_headers_dict={"WARC-Date": date})
 
 
-def _records(writer, target, version, blobs: dict[str, bytes], user_agent: str):
+def _records(writer, target, version, blobs: dict[str, bytes], user_agent: str, stamps=()):
     """One version's records: the request and response (or, without an HTTP status, the page as a
     resource), then for a browser's capture the rendered DOM and the screenshot as resources,
-    then the metadata record. `blobs`: "raw" (the capture), and "response" (the HTTP answer before
-    rendering) and "screenshot" (a PNG) when the version has them."""
+    then the metadata record, then each trusted timestamp of the version's record (`stamps`:
+    (timestamps row, its .tsr reply)). `blobs`: "raw" (the capture), and "response" (the HTTP
+    answer before rendering) and "screenshot" (a PNG) when the version has them."""
     from warcio.statusandheaders import StatusAndHeaders
 
     url = version.final_url or target.url
@@ -119,12 +120,32 @@ def _records(writer, target, version, blobs: dict[str, bytes], user_agent: str):
                                          warc_content_type="application/warc-fields",
                                          warc_headers_dict={"WARC-Date": date, "WARC-Refers-To":
                                                             response.rec_headers.get_header("WARC-Record-ID")})
-    return records + [metadata]
+    records.append(metadata)
+    for row, reply in stamps:
+        records += _timestamp(writer, target, version, row, reply, metadata.rec_headers.get_header("WARC-Record-ID"))
+    return records
+
+
+def _timestamp(writer, target, version, row, reply: bytes, refers_to: str) -> list:
+    """An RFC 3161 timestamp of a version's record (a chain head, monitor/timestamps.py): the TSA's
+    reply as a resource, and a metadata record saying what it covers and how to check it."""
+    date = _date(row.stamped_at)
+    token = _resource(writer, f"urn:timestamp:sha256:{row.head}", reply, "application/timestamp-reply", date)
+    token.rec_headers.add_header("WARC-Refers-To", refers_to)
+    fields = [("target", target.name), ("version", str(version.seq)), ("chain-head", row.head),
+              ("tsa", row.tsa_url), ("stamped-at", date),
+              ("check", f"openssl ts -verify -digest {row.head} -in TOKEN.tsr -CAfile TSA-CA.pem")]
+    block = "".join(f"{k}: {v}\r\n" for k, v in fields).encode("utf-8")
+    about = writer.create_warc_record(f"urn:timestamp:sha256:{row.head}", "metadata", payload=io.BytesIO(block),
+                                      length=len(block), warc_content_type="application/warc-fields",
+                                      warc_headers_dict={"WARC-Date": date, "WARC-Refers-To":
+                                                         token.rec_headers.get_header("WARC-Record-ID")})
+    return [token, about]
 
 
 def write_warc(handle, items, user_agent: str, name: str) -> tuple[int, int]:
-    """Write a warcinfo record, then the records of each (target, version, blobs) in `items`.
-    Returns (versions, records)."""
+    """Write a warcinfo record, then the records of each (target, version, blobs, stamps) in
+    `items` (as _records takes them). Returns (versions, records)."""
     from importlib.metadata import version as package_version
 
     from warcio.warcwriter import WARCWriter
@@ -137,18 +158,18 @@ def write_warc(handle, items, user_agent: str, name: str) -> tuple[int, int]:
         "description": ABOUT,
     }))
     versions, records = 0, 1
-    for target, version, blobs in items:
-        for record in _records(writer, target, version, blobs, user_agent):
+    for target, version, blobs, stamps in items:
+        for record in _records(writer, target, version, blobs, user_agent, stamps):
             writer.write_record(record)
             records += 1
         versions += 1
     return versions, records
 
 
-def export(items, path: Path, user_agent: str) -> Exported:
-    """Write `items` ((target, version, blobs as _records takes them), oldest first) to `path`: a WARC
-    (.warc.gz) or a WACZ (.wacz). Written beside it under a temporary name and renamed, so a
-    failed export leaves no half file."""
+def export(items, path: Path, user_agent: str, signing: tuple[str, str | None] | None = None) -> Exported:
+    """Write `items` ((target, version, blobs, stamps as _records takes them), oldest first) to `path`: a WARC
+    (.warc.gz) or a WACZ (.wacz; signed by the authsign server (URL, token) `signing` when given).
+    Written beside it under a temporary name and renamed, so a failed export leaves no half file."""
     _warcio()
     path = Path(path)
     done = Exported(path)
@@ -164,19 +185,19 @@ def export(items, path: Path, user_agent: str) -> Exported:
         try:
             with open(warc, "wb") as handle:
                 def counted():
-                    for target, version, blobs in items:
+                    for target, version, blobs, stamps in items:
                         if target.name not in seen:
                             seen.append(target.name)
                         pages.append({"url": version.final_url or target.url, "ts": _date(version.first_seen),
                                       "title": f"{target.name} v{version.seq}: {version.title}"})
-                        yield target, version, blobs
+                        yield target, version, blobs, stamps
                 done.versions, done.records = write_warc(handle, counted(), user_agent, path.name)
                 handle.flush()
                 os.fsync(handle.fileno())
             if wacz:
                 listed = Path(work) / "pages.jsonl"
                 listed.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pages), "utf-8")
-                _package(warc, listed, Path(work) / path.name)
+                _package(warc, listed, Path(work) / path.name, signing)
                 warc = Path(work) / path.name
             os.replace(warc, path)
         except OSError as exc:
@@ -185,17 +206,54 @@ def export(items, path: Path, user_agent: str) -> Exported:
     return done
 
 
-def _package(warc: Path, pages: Path, out: Path) -> None:
-    """WARC -> WACZ with the wacz package (index, page list, datapackage digests), then the
-    package's own validation of the result."""
+# `wacz create` in a process of its own: the package asks a signing server with no time limit.
+_CREATE = """import os, sys
+from wacz.main import main
+args = sys.argv[1:]
+token = os.environ.pop("MONITOR_WACZ_SIGNING_TOKEN", "")
+sys.exit(main(args + (["--signing-token", token] if token else [])))
+"""
+SIGNING_TIME = 300.0  # seconds for `wacz create` when it has the package signed
+
+
+def _package(warc: Path, pages: Path, out: Path, signing: tuple[str, str | None] | None = None) -> None:
+    """WARC -> WACZ with the wacz package (index, page list, datapackage digests; signed by the
+    authsign server at signing[0] with token signing[1] when given), then the package's own
+    validation of the result."""
+    import importlib.util
+    import subprocess
+    import sys
+    import zipfile
+
+    if importlib.util.find_spec("wacz") is None:
+        raise WarcError("WACZ export needs the wacz package: pip install 'monitor[evidence]'")
+    from wacz.main import main as wacz_main
+
+    args = ["create", "-o", str(out), "--pages", str(pages), str(warc)]
+    env = dict(os.environ)
+    if signing:
+        args += ["--signing-url", signing[0]]
+        env["MONITOR_WACZ_SIGNING_TOKEN"] = signing[1] or ""
     try:
-        from wacz.main import main as wacz_main
-    except ImportError:
-        raise WarcError("WACZ export needs the wacz package: pip install 'monitor[evidence]'") from None
+        created = subprocess.run([sys.executable, "-c", _CREATE, *args], env=env, capture_output=True, text=True,
+                                 timeout=SIGNING_TIME if signing else None)
+    except subprocess.TimeoutExpired:
+        raise WarcError(f"{out.name}: the signing server {signing[0]} did not answer within "
+                        f"{SIGNING_TIME:.0f} s; nothing written") from None
+    said = (created.stdout + created.stderr).strip().splitlines()
+    if created.returncode != 0:
+        raise WarcError(f"{out.name}: the wacz package could not pack it ({(said or ['no message'])[-1][:300]})")
+    if signing:
+        with zipfile.ZipFile(out) as package:
+            digest = json.loads(package.read("datapackage-digest.json"))
+        if "signedData" not in digest:
+            why = next((line.split("Signing Failed: ", 1)[1] for line in reversed(said) if "Signing Failed: " in line),
+                       "no signature in its answer")
+            raise WarcError(f"{out.name}: the signing server {signing[0]} did not sign it ({why[:300]}); "
+                            "nothing written")
     noise = io.StringIO()
     with contextlib.redirect_stdout(noise):
-        created = wacz_main(["create", "-o", str(out), "--pages", str(pages), str(warc)])
-        valid = created == 0 and wacz_main(["validate", "-f", str(out)]) == 0
+        valid = wacz_main(["validate", "-f", str(out)]) == 0
     if not valid:
         last = noise.getvalue().strip().splitlines()[-1:] or ["no message"]
         raise WarcError(f"{out.name}: the wacz package did not produce a valid WACZ ({last[0]})")

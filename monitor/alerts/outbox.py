@@ -20,7 +20,7 @@ from ..models import Alert, utcnow
 from ..store import Store
 from .base import REGISTRY, DeliveryError, keep_out_of_logs, redact
 from .message import Message, from_context
-from .routing import SAVE_PAGE_NOW
+from .routing import SAVE_PAGE_NOW, TIMESTAMP
 from . import apprise_services, mail, slack, webhook  # noqa: F401  (they register themselves)
 
 log = logging.getLogger("monitor.alerts")
@@ -75,6 +75,10 @@ class Outbox:
 
             sender = SavePageNow(self.settings.monitor, self._client, self.store)
             return sender, sender.secrets()
+        if channel is None and channel_name == TIMESTAMP and self.settings.monitor.timestamp_url:
+            from ..timestamps import Stamper
+
+            return Stamper(self.settings.monitor.timestamp_url, self._client, self.store), []
         if channel is None:
             return None, []
         return REGISTRY[channel.type](channel, self._client), channel.secrets()

@@ -8,6 +8,7 @@ from ..detect import keyword_hits
 
 
 SAVE_PAGE_NOW = "save-page-now"  # the outbox channel of Save Page Now's capture requests
+TIMESTAMP = "timestamp"  # the outbox channel of trusted timestamps of a chain head (monitor/timestamps.py)
 
 
 class Router:
@@ -34,4 +35,6 @@ class Router:
             routes.append((name, bool(hits)))
         if self.settings.monitor.save_page_now and kind in kinds.EDITS:
             routes.append((SAVE_PAGE_NOW, False))  # a capture request (monitor/alerts/archive.py)
+        if self.settings.monitor.timestamp_url and kind in kinds.CHANGES:
+            routes.append((TIMESTAMP, False))  # a new version: its chain head to timestamp
         return routes

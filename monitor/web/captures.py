@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from .. import read
+from .. import read, timestamps
 from ..fetch import decode
 from .context import feed_links, render_page, web_of
 
@@ -43,6 +43,18 @@ def raw(request: Request, name: str, version: str, download: bool = False):
         headers["Content-Disposition"] = f'attachment; filename="{name}-v{v.seq}.html"'
         return Response(body, media_type="application/octet-stream", headers=headers)
     return Response(body, headers={**headers, "Content-Type": _capture_type(v.headers)})
+
+
+@router.get("/targets/{name}/timestamps/{head}.tsr")
+def timestamp_token(request: Request, name: str, head: str):
+    """A trusted timestamp's token (the TSA's reply), to download and check with `openssl ts -verify`."""
+    web = web_of(request)
+    row = read.target(web.store, name)
+    stamp = timestamps.by_head(web.store, row.id).get(head.lower())
+    if stamp is None:
+        raise read.NotFound(f"{name} has no trusted timestamp of head {head[:64]!r}")
+    return Response(timestamps.token_of(web.store, stamp), media_type=timestamps.REPLY_TYPE,
+                    headers={"Content-Disposition": f'attachment; filename="{name}-{stamp.head[:12]}.tsr"'})
 
 
 def _content_type(headers: dict | None) -> str:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from .. import read
 from ..detect import keyword_hits
-from .. import chain
+from .. import chain, timestamps
 from ..extract import parse_text
 from ..report import alert_list, site_list as sites_of
 from . import render
@@ -99,7 +99,8 @@ def target(request: Request, name: str, page: int = Query(1, ge=1), per_page: in
     site = web.store.site_names().get(row.site_id) if row.site_id else None
     configured = web.live.target(name) or (web.live.get().site(site) if site else None)
     return render_page(request, "target.html", alternates=feed_links(request, name), target=row, timeline=timeline,
-                       configured=configured, site=site, checks=checks, check_seqs=check_seqs, pages=pages)
+                       configured=configured, site=site, checks=checks, check_seqs=check_seqs, pages=pages,
+                       head_stamp=timestamps.by_head(web.store, row.id).get(row.chain_head))
 
 
 @dataclass
@@ -163,6 +164,8 @@ def version(request: Request, name: str, version: str):
     row = read.target(web.store, name)
     v = read.version(web.store, row, version)
     doc = parse_text(web.texts.text(v.text_sha))
+    record_sha = chain.digest(v)
     return render_page(request, "version.html", alternates=feed_links(request, name), target=row, version=v, doc=doc,
                        newest=read.latest_versions(web.store, row.id, 1)[0].seq,
-                       mark=render.Marker(keywords_of(web, row)), record_sha=chain.digest(v))
+                       mark=render.Marker(keywords_of(web, row)), record_sha=record_sha,
+                       stamp=timestamps.by_head(web.store, row.id).get(record_sha))
