@@ -70,7 +70,7 @@ CHROME_NAMES = re.compile(
     r"|cookies?|consent|gdpr|banner|advert|advertisement|ad(?=[-_])|adslot|adsbygoogle|sponsored|promo|popular"
     r"|trending"
     r"|sidebar|breadcrumbs?|pagination|pager|navigation|navbar|nav|menu|masthead|toolbar|skip|signup|modal"
-    r"|popup|disqus|claps?|reactions?|likes?|footer|calendar|bio|cta)(?:$|[-_\d])", re.I)
+    r"|popup|disqus|claps?|reactions?|likes?|footer|calendar|bio|cta|cmp)(?:$|[-_\d])", re.I)
 CONTENT_NAMES = re.compile(r"article|body|content|entry|main|page|post|text|blog|story|release|news", re.I)
 
 _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
@@ -311,6 +311,8 @@ class _Walker:
             return "page chrome: a list of links"
         if el not in self.core and _card_grid(el):
             return "page chrome: cards linking to other pages"
+        if tag not in TEXT_TAGS and tag not in INLINE_TAGS and el not in self.core and _cookie_notice(el):
+            return "page chrome: a cookie notice"
         names = _names(el) if tag not in TEXT_TAGS and tag not in INLINE_TAGS else ""
         # A big container named after chrome is a layout wrapper ("content-with-sidebar"), not a widget.
         if names and CHROME_NAMES.search(names.replace(" ", "-")) and _words(el) < 0.4 * self.scope_words:
@@ -413,6 +415,20 @@ def _linked_heading(el) -> bool:
                       or sum(len(a.text_content().split()) for a in heading.iter("a")) * 2 >= words):
             return True
     return False
+
+
+NOTICE_WORDS = 80
+_COOKIES = re.compile(r"\bcookies?\b", re.I)
+_CONSENT = re.compile(r"\b(?:accept|consent|agree|reject|privacy|preferences)\b", re.I)
+
+
+def _cookie_notice(el) -> bool:
+    """A short box asking to accept cookies (whatever its class names: a consent platform's
+    generated ones say nothing)."""
+    if _words(el) > NOTICE_WORDS:
+        return False
+    text = el.text_content()
+    return bool(_COOKIES.search(text) and _CONSENT.search(text))
 
 
 def _link_list(el) -> bool:

@@ -191,3 +191,12 @@ def test_an_author_bio_or_a_call_to_action_beside_the_text_is_chrome(box):
 ], ids=["duration", "stars-and-forks", "reviews"])
 def test_counts_and_durations_beside_the_text_change_nothing(before, after):
     assert watched(f"<article>{LEDE}{STORY}{before}</article>") == watched(f"<article>{LEDE}{STORY}{after}</article>")
+
+
+def test_a_cookie_notice_is_chrome_whatever_its_class_names():
+    notice = ('<section class="x7f2k"><p>We value your privacy. We use cookies to enhance your browsing experience '
+              'and analyse our traffic. Click "Accept" to consent.</p><div>Customise Reject Accept</div></section>')
+    article = "<div class='c-body'>" + LEDE + STORY + "<p>The committee also found that cookies sold at the fair were mislabelled.</p></div>"
+    text = watched(f"<main>{article}{notice}</main>")
+    assert "We value your privacy" not in text and "Customise" not in text
+    assert "cookies sold at the fair" in text, "the article's own words about cookies stay"
