@@ -540,6 +540,9 @@ def _best_container(body):
             if child is not best and isinstance(child.tag, str):
                 extra_link_words += sum(len(a.text_content().split()) for a in child.iter("a"))
                 extra_prose += sum(prose.get(el, 0) for el in child.iter())
+        if _repeated(best, prose):
+            best = parent  # the article is a run of blocks of one kind (a how-to's steps)
+            continue
         if extra_words and extra_link_words > 0.3 * extra_words:
             break
         # More than half as much again only when it is paragraphs too (an article in sections).
@@ -547,6 +550,17 @@ def _best_container(body):
             break
         best = parent
     return best, article
+
+
+def _repeated(el, prose: dict) -> bool:
+    """el is one of three or more siblings of its kind (same tag and class), most of them holding
+    paragraphs of prose: the steps or sections of one text."""
+    kind = (el.tag, el.get("class"))
+    if kind[1] is None:
+        return False
+    same = [s for s in el.getparent() if isinstance(s.tag, str) and (s.tag, s.get("class")) == kind]
+    holding = sum(1 for s in same if any(p in prose for p in s.iter()))
+    return holding >= 3 and holding * 3 >= len(same) * 2
 
 
 def _own_words(el) -> int:

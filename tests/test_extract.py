@@ -200,3 +200,15 @@ def test_a_cookie_notice_is_chrome_whatever_its_class_names():
     text = watched(f"<main>{article}{notice}</main>")
     assert "We value your privacy" not in text and "Customise" not in text
     assert "cookies sold at the fair" in text, "the article's own words about cookies stay"
+
+
+def test_every_step_of_a_how_to_is_watched_when_the_steps_are_separate_blocks():
+    first = ('<div class="mod step"><div class="content"><p>Cut a frame from the plywood, thirty centimetres '
+             "square, and sand its edges until they are smooth to the touch, then oil it well.</p></div></div>")
+    steps = "".join(f'<div class="mod step"><div class="content"><span>Step {i}</span><p>Press the moss down, '
+                    f"layer {i}.</p></div></div>" for i in range(2, 8))
+    related = ('<div class="related"><ul>' + "".join(f'<li><a href="/r/{i}">Another craft idea number {i}</a></li>'
+                                                   for i in range(8)) + "</ul></div>")
+    text = watched(f"<section><div class='col-main'>{first}{related}{steps}</div><div class='col-side'>"
+                   "<p>Advertisement</p></div></section>")
+    assert all(f"Press the moss down, layer {i}." in text for i in range(2, 8)), text
