@@ -540,8 +540,8 @@ def _best_container(body):
             if child is not best and isinstance(child.tag, str):
                 extra_link_words += sum(len(a.text_content().split()) for a in child.iter("a"))
                 extra_prose += sum(prose.get(el, 0) for el in child.iter())
-        if _repeated(best, prose):
-            best = parent  # the article is a run of blocks of one kind (a how-to's steps)
+        if _repeated(best, prose) or _repeated(parent, prose):
+            best = parent  # the article is a run of blocks of one kind (a how-to's steps, a list of venues)
             continue
         if extra_words and extra_link_words > 0.3 * extra_words:
             break

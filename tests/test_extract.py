@@ -212,3 +212,13 @@ def test_every_step_of_a_how_to_is_watched_when_the_steps_are_separate_blocks():
     text = watched(f"<section><div class='col-main'>{first}{related}{steps}</div><div class='col-side'>"
                    "<p>Advertisement</p></div></section>")
     assert all(f"Press the moss down, layer {i}." in text for i in range(2, 8)), text
+
+
+def test_an_article_made_of_a_list_of_article_elements_is_watched_whole():
+    venues = "".join(f'<article class="venue"><div class="venue-head"><a href="/v/{i}">Restaurant {i}</a> '
+                     f'<a href="/area/{i}">Lower East Side</a> <a href="/cuisine/{i}">Contemporary</a></div>'
+                     f'<div class="venue-main"><p>Chef number {i} cooks a tasting menu of twelve courses, with a wine '
+                     f"list that leans on small growers, and the room seats forty people at most.</p></div></article>"
+                     for i in range(12))
+    text = watched(f"<div class='page'><div class='venues'>{venues}</div></div><div class='side'><p>Ads</p></div>")
+    assert all(f"Chef number {i} cooks" in text for i in range(12)), text
