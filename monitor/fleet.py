@@ -10,14 +10,15 @@ time between two of its requests (`host_delay`, a robots.txt Crawl-delay) and a 
 (429, or 503 with Retry-After) hold for the whole fleet: SharedHosts keeps them in `host_slots`
 and `hosts`, beside the fetcher's own per-process gate (monitor/fetch.py). A place is held for one
 request and released after it; one held by a worker that died frees itself when its time is up
-(a request never outlasts `timeout`). Times there are Unix times: the workers' clocks must agree
-(NTP), as for the claims' leases. On SQLite (one machine) the per-process gates alone serve.
+(a request never outlasts `timeout`), or at once when the worker was of this machine and is
+known to have ended (as its claims do, monitor/lease.py). Times there are Unix times: the
+workers' clocks must agree (NTP), as for the claims' leases. On SQLite (one machine) the
+per-process gates alone serve.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
@@ -54,7 +55,7 @@ def beat(engine, started_at: datetime, checks: int, in_flight: int) -> None:
     me, now = lease.worker_id(), utcnow()
     with engine.begin() as conn:
         conn.execute(_upsert(conn, Worker.__table__,
-                             dict(id=me, host=socket.gethostname(), pid=int(me.split(":")[1]), started_at=started_at,
+                             dict(id=me, host=lease.machine(), pid=int(me.split(":")[1]), started_at=started_at,
                                   beat_at=now, checks=checks, in_flight=in_flight),
                              ["id"], lambda new: dict(beat_at=new.beat_at, checks=new.checks, in_flight=new.in_flight)))
         conn.execute(delete(Worker).where(Worker.beat_at < now - FORGET_AFTER))
@@ -99,6 +100,12 @@ def workers(engine) -> list[dict]:
                 .group_by(HostSlot.holder)):
             _row(rows, holder)["host_places"] = count
     return list(rows.values())
+
+
+def others_live(engine) -> bool:
+    """Whether another worker of the fleet is alive (this one joins a running fleet)."""
+    me = lease.worker_id()
+    return any(w["live"] for w in workers(engine) if w["worker"] != me)
 
 
 def _row(rows: dict, holder: str) -> dict:
@@ -194,6 +201,7 @@ class SharedHosts:
         self.engine = engine
         self.hold = timeout + SLOT_MARGIN
         self._ready: set[tuple[str, int]] = set()  # (host, places) whose rows exist
+        self._gone = lease.Gone()  # a place held by a process of this machine that ended is free at once
         self._failing = False
 
     def _places(self, conn, name: str, per_host: int) -> None:
@@ -209,10 +217,12 @@ class SharedHosts:
         now = time.time()
         me = lease.worker_id()
         slots = HostSlot.__table__
-        free = or_(slots.c.holder.is_(None), slots.c.until < now)
         paused = exists().where(Host.host == name, Host.paused_until > now)
         with self.engine.connect() as conn:
             with conn.begin() as transaction:
+                gone = self._gone.holders("host_slots", lambda: conn.execute(select(slots.c.holder).distinct().where(
+                    slots.c.holder.is_not(None), slots.c.holder != me, slots.c.until >= now)).scalars())
+                free = or_(slots.c.holder.is_(None), slots.c.until < now, slots.c.holder.in_(gone))
                 self._places(conn, name, per_host)
                 pick = (select(slots.c.slot).where(slots.c.host == name, slots.c.slot < per_host, free)
                         .order_by(slots.c.slot).limit(1).with_for_update(skip_locked=True).scalar_subquery())

@@ -2,8 +2,6 @@
 person reads (the state itself is read by monitor/fleet.py)."""
 from __future__ import annotations
 
-import socket
-
 from . import lease
 from .blobs import location
 from .fleet import LIVE_WITHIN, report
@@ -35,7 +33,7 @@ def health_lines(settings, fleet_wide: bool = False) -> tuple[bool, list[str]]:
         return False, lines + [f"cannot read the fleet: {storage_error(store.url, exc)}"]
     finally:
         store.close()
-    here = socket.gethostname()
+    here = lease.machine()
     mine = [w for w in state["workers"] if w["live"] and w["host"] == here]
     if not files and not fleet_wide:
         if not mine:

@@ -5,7 +5,9 @@ A worker is `host:pid:start` (start: the process's start time), so a claim names
 that holds it. A claim by a process of this same host that no longer runs (killed, crashed, the
 machine rebooted, or its pid now taken by another program) is free at once: a daemon restarted
 after `kill -9` carries on without waiting. Any other claim holds until it expires; its holder
-renews it while it works.
+renews it while it works. "This same host" is the same machine and the same process ids: a
+process in a container with a PID namespace of its own is `hostname/namespace`, since containers
+sharing the machine's host name (host networking) each have their own pid 1.
 """
 from __future__ import annotations
 
@@ -33,6 +35,18 @@ def _start_time(pid: int) -> str | None:
 
 
 _me: tuple[int, str] | None = None
+INITIAL_PID_NAMESPACE = 0xEFFFFFFC  # the inode of the machine's own PID namespace (Linux's PROC_PID_INIT_INO)
+
+
+def machine() -> str:
+    """Where this process's pid means something: the host name, and the PID namespace when it is
+    not the machine's own (a container's)."""
+    try:
+        space = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # not Linux, or no /proc
+        space = INITIAL_PID_NAMESPACE
+    host = socket.gethostname()
+    return host if space == INITIAL_PID_NAMESPACE else f"{host}/{space}"
 
 
 def worker_id() -> str:
@@ -40,7 +54,7 @@ def worker_id() -> str:
     global _me
     pid = os.getpid()
     if _me is None or _me[0] != pid:
-        _me = (pid, f"{socket.gethostname()}:{pid}:{_start_time(pid) or int(time.time())}")
+        _me = (pid, f"{machine()}:{pid}:{_start_time(pid) or int(time.time())}")
     return _me[1]
 
 
@@ -50,7 +64,7 @@ def is_gone(worker: str) -> bool:
     known to be gone; its claims expire instead."""
     host, _, rest = worker.partition(":")
     pid, _, start = rest.partition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != machine() or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)
@@ -60,6 +74,27 @@ def is_gone(worker: str) -> bool:
         pass
     now = _start_time(int(pid))
     return now is not None and start.isdigit() and now != start
+
+
+GONE_EVERY = 2.0  # seconds between looks for claims held by processes that have ended
+
+
+class Gone:
+    """The holders of claims known to have ended, per kind of claim: finding them reads every
+    holder, so it is done at most every GONE_EVERY seconds (a daemon claims many times a second);
+    a process that ended stays ended, so a list found earlier stays true."""
+
+    def __init__(self):
+        self._found: dict[str, tuple[float, list[str]]] = {}  # kind -> (until when, holders known ended)
+
+    def holders(self, kind: str, read) -> list[str]:
+        """Those of `read()` (the holders of claims of this kind) that are gone."""
+        cached = self._found.get(kind)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        gone = [w for w in read() if is_gone(w)]
+        self._found[kind] = (time.monotonic() + GONE_EVERY, gone)
+        return gone
 
 
 def length(monitor) -> float:

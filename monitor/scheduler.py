@@ -30,7 +30,7 @@ from .alerts.routing import Router
 from .check import QUEUED_PER_HOST, Checker
 from .config import Settings, Target
 from .fetch import Fetcher
-from .fleet import LIVE_WITHIN
+from .fleet import LIVE_WITHIN, others_live
 from .models import utcnow
 from .store import Store
 from .sync import sync_targets
@@ -316,6 +316,10 @@ class Daemon:
         self.outbox.settings = settings
         self.store.router = Router(settings)
         due = {n: s.next_due_at for n, s in states.items()}
+        if not self.targets and others_live(self.store.engine):
+            # Joining a running fleet: what is overdue is the other workers' queue, not a backlog
+            # left by a stop; moving it would make those targets late. New targets are spread.
+            changed = [t for t in changed if due[t.name] is None]
         runs = first_runs(changed, due, settings.interval, utcnow())
         self.store.set_due({states[n].id: at for n, at in runs.items() if at != due[n]},
                            seen={s.id: s.last_check_id for s in states.values()})

@@ -6,7 +6,6 @@ any point leaves the history as it was or whole, never half-written.
 """
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -160,7 +159,6 @@ _STATE_COLUMNS = (Target.id, Target.name, Target.status, Target.etag, Target.las
 
 
 BATCH_SIZE = 500
-GONE_EVERY = 2.0  # seconds between looks for claims held by processes that have ended
 
 _EXTEND_CHECK = (update(Check).where(Check.id == bindparam("b_cid"))
                  .values(until=bindparam("b_at"), count=Check.count + 1, duration_ms=bindparam("b_ms"),
@@ -202,7 +200,7 @@ class Store:
         self._pending_new: list[tuple[TargetState, dict, dict]] = []  # ... starting a new one
         self._batching = False
         self._site_names: dict[int, str] = {}
-        self._gone: dict[str, tuple[float, list[str]]] = {}  # table -> (until when, holders known ended)
+        self._gone = lease.Gone()
         self.engine = make_engine(database_url)
         self.snapshots = snapshots
 
@@ -533,17 +531,9 @@ class Store:
 
     def _free(self, conn, table, now: datetime):
         """The condition on `table`'s rows that this process may claim: free, expired, its own, or
-        held by a process known to have ended. Finding those reads every claimed row, so it is
-        done at most every GONE_EVERY seconds (a daemon claims many times a second); a process
-        that ended stays ended, so a list found earlier stays true."""
-        cached = self._gone.get(table.name)
-        if cached is not None and cached[0] > time.monotonic():
-            gone = cached[1]
-        else:
-            holders = select(table.c.claimed_by).distinct().where(
-                table.c.claimed_by.is_not(None), table.c.claimed_by != self.worker, table.c.claimed_until >= now)
-            gone = [w for w in conn.execute(holders).scalars() if lease.is_gone(w)]
-            self._gone[table.name] = (time.monotonic() + GONE_EVERY, gone)
+        held by a process known to have ended (looked for now and then: lease.Gone)."""
+        gone = self._gone.holders(table.name, lambda: conn.execute(select(table.c.claimed_by).distinct().where(
+            table.c.claimed_by.is_not(None), table.c.claimed_by != self.worker, table.c.claimed_until >= now)).scalars())
         return or_(table.c.claimed_by.is_(None), table.c.claimed_until < now,
                    table.c.claimed_by.in_([self.worker, *gone]))
 

@@ -61,4 +61,23 @@ from importlib.metadata import requires
 print(' '.join(repr(r.split(';')[0].replace(' ', '')) for r in requires('pywb')
                if 'extra ==' not in r and not r.lower().startswith('brotlipy')))" | tr -d "'")
 fi
+
+# tests/test_timestamps.py runs Webrecorder's WACZ signing server (the authsign package) on
+# loopback. It is a server of its own that monitor only talks to, not a library monitor uses:
+# it lives in a virtualenv of its own, out of monitor's environment.
+AUTHSIGN_VENV=tests/.cache/authsign-venv
+if ! "$AUTHSIGN_VENV/bin/python" -c "import authsign" 2>/dev/null; then
+    python3 -m venv "$AUTHSIGN_VENV"
+    "$AUTHSIGN_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "authsign==0.6.1"
+fi
+# The whole suite (no arguments) also builds and runs the container image with podman, and
+# compose.yaml with podman-compose, nothing pulled from a registry (ci/container.sh; a few minutes:
+# debootstrap and the images' package installs). It needs root; MONITOR_SKIP_CONTAINER=1 skips it.
+if [ $# -eq 0 ] && [ "${MONITOR_SKIP_CONTAINER:-}" != 1 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        bash ci/container.sh
+    else
+        echo "run.sh: not root: ci/container.sh (the container image and compose.yaml) not run" >&2
+    fi
+fi
 exec python3 -m pytest "$@"
