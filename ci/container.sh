@@ -49,8 +49,9 @@ compose() {
     podman-compose -p "$project" -f compose.yaml -f ci/compose.loopback.yaml "$@"
 }
 compose_down() {  # (and the anonymous volumes of the image's VOLUME, which `down -v` leaves)
-    podman ps -aq --filter "label=io.podman.compose.project=$project" | xargs -r podman rm -f -v >/dev/null 2>&1
-    compose down -v >/dev/null 2>&1
+    # (best effort: a container that a restart policy is bringing back up may refuse the first rm)
+    podman ps -aq --filter "label=io.podman.compose.project=$project" | xargs -r podman rm -f -v >/dev/null 2>&1 || true
+    compose down -v >/dev/null 2>&1 || true
 }
 cleanup() {
     set +e
