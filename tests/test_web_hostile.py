@@ -274,6 +274,8 @@ def read_paths(history: Workspace) -> dict[str, list[str]]:
         "/api/changes/{change_id}": [f"/api/changes/{i}" for i in change_ids],
         "/api/alerts": ["/api/alerts"],
         "/api/search": ["/api/search?q=Update+2+to"],
+        # no TSA in this history: a token that was never stored is a 404, answered like the rest
+        "/targets/{name}/timestamps/{head}.tsr": [f"/targets/{n}/timestamps/{'0' * 64}.tsr" for n in t],
     }
 
 
@@ -285,7 +287,7 @@ def test_many_clients_reading_every_path_at_once_all_get_answers(history, served
     paths = read_paths(history)
     assert set(paths) == get_routes(), "a new GET route: add it to read_paths()"
     urls = [u for group in paths.values() for u in group] + ["/api/openapi.json", "/static/style.css"]
-    expected = {u: 303 if u == "/login" else 200 for u in urls}
+    expected = {u: 303 if u == "/login" else 404 if "/timestamps/" in u else 200 for u in urls}
     failures: list[tuple[str, object]] = []
     done = [0]
 
