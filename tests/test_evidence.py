@@ -488,3 +488,47 @@ def test_save_page_now_is_asked_once_per_change_through_the_outbox_and_the_copy_
     outbox = workspace.json("alerts")
     assert [a["state"] for a in outbox if a["channel"] == "save-page-now"] == ["sent"] * 3
     assert all("SECRET" not in (a["last_error"] or "") for a in outbox)
+
+
+# ---- hostile evidence inputs ---------------------------------------------------------------------
+
+def test_hostile_warcs_and_cdx_answers_cost_a_clear_error_and_damage_nothing(server, workspace):
+    workspace.write_config(WAYBACK_CONFIG.format(cdx="http://127.0.0.1:9/cdx", name=NAME, url=ORIGINAL)
+                           .replace("retries = 0", "retries = 0\nmax_bytes = 200000"))
+    good = workspace.path / "good.warc.gz"
+    ice_2018_warc(good, ORIGINAL)
+    workspace.run("import-warc", str(good))
+    before = versions(workspace.json("history", NAME))
+
+    # A record far larger than max_bytes (a gzip member that inflates to 50 MB): refused by name.
+    big = workspace.path / "big.warc.gz"
+    with open(big, "wb") as handle:
+        writer = WARCWriter(handle, gzip=True)
+        body = b"<html><body><p>" + b"A" * 50_000_000 + b"</p></body></html>"
+        headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+        writer.write_record(writer.create_warc_record(ORIGINAL, "response", payload=BytesIO(body),
+                                                      length=len(body), http_headers=headers,
+                                                      warc_headers_dict={"WARC-Date": "2018-07-01T00:00:00Z"}))
+    assert big.stat().st_size < 1_000_000
+    out = workspace.run("import-warc", str(big)).output
+    assert "body larger than max_bytes (200,000 bytes)" in out and "big.warc.gz record at byte" in out
+    # A WARC cut off in the middle of a record: the records before the cut are already stored, the
+    # cut one is refused naming the file and the record.
+    cut = workspace.path / "cut.warc.gz"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    refused = workspace.run("import-warc", str(cut), expect=None)
+    assert "refused cut.warc.gz <urn:uuid:" in refused.output, refused.output
+    assert versions(workspace.json("history", NAME)) == before
+
+    # CDX answers that are not what the API sends: each a clear error naming the CDX; nothing stored.
+    for body in (b"<html>not json</html>", b'{"rows": 1}', b'[["urlkey","timestamp"],["x","y"]]',
+                 json.dumps([["urlkey", "timestamp", "original", "mimetype", "statuscode", "digest", "length"],
+                             ["k", "2018-13-99", ORIGINAL, "text/html", "200", "d", "1"]]).encode(),
+                 b"[" + b'["a"],' * 200_000 + b"[]]"):
+        server.set("/cdx", body, headers={"Content-Type": "application/json"})
+        workspace.write_config(WAYBACK_CONFIG.format(cdx=server.url("/cdx"), name=NAME, url=ORIGINAL)
+                               .replace("retries = 0", "retries = 0\nmax_bytes = 200000"))
+        failed = workspace.run("import-wayback", NAME, expect=1)
+        assert server.url("/cdx") in failed.output and "CDX" in failed.output, failed.output
+        assert versions(workspace.json("history", NAME)) == before
+    assert "intact: 3 versions" in workspace.run("verify", NAME).stdout
