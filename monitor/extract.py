@@ -239,6 +239,11 @@ def _words(el) -> int:
     return len(el.text_content().split())
 
 
+def _link_words(el) -> int:
+    """Words of el's text that are link text."""
+    return sum(len(a.text_content().split()) for a in el.iter("a"))
+
+
 _GENERATED = re.compile(r"\d{3,}")
 
 
@@ -388,6 +393,11 @@ CARD_INSIDE = ("div", "p", "img", "figure", *HEADINGS)  # a link that is a card,
 CARD_WORDS = 40  # a teaser's own words (a title, a line of excerpt); more is prose of its own
 
 
+def _kind(el) -> tuple:
+    """What makes siblings the same kind of block: their tag and class."""
+    return el.tag, el.get("class")
+
+
 def _card_grid(el) -> bool:
     """Teaser cards (more news, read next, featured posts): three or more children of the same
     kind side by side, each a link, or a linked title with at most a line of excerpt."""
@@ -396,7 +406,7 @@ def _card_grid(el) -> bool:
     kinds: dict = {}
     for child in el:
         if child.tag in CARD_TAGS:
-            kinds.setdefault((child.tag, child.get("class")), []).append(child)
+            kinds.setdefault(_kind(child), []).append(child)
     cards = max(kinds.values(), key=len, default=[])
     if len(cards) < 3:
         return False
@@ -412,7 +422,7 @@ def _linked_heading(el) -> bool:
     for heading in el.iter(*HEADINGS):
         words = _words(heading)
         if words and (any(_tag(a) == "a" for a in heading.iterancestors())
-                      or sum(len(a.text_content().split()) for a in heading.iter("a")) * 2 >= words):
+                      or _link_words(heading) * 2 >= words):
             return True
     return False
 
@@ -437,8 +447,7 @@ def _link_list(el) -> bool:
     if len(items) < 3:
         return False
     text = len("".join(el.itertext()).split()) or 1
-    links = sum(len(a.text_content().split()) for a in el.iter("a"))
-    return links >= LINK_LIST_SHARE * text
+    return _link_words(el) >= LINK_LIST_SHARE * text
 
 
 def _layout(el) -> bool:
@@ -499,7 +508,7 @@ def _best_container(body):
         if len(text) < 25:
             continue
         points = 1 + text.count(",") + min(len(text) // 100, 3)
-        prose[para] = len(text.split()) - sum(len(a.text_content().split()) for a in para.iter("a"))
+        prose[para] = len(text.split()) - _link_words(para)
         parent = para.getparent()
         for el, share in ((parent, 1.0), (parent.getparent() if parent is not None else None, 0.5)):
             if el is None or _tag(el) in (None, "html"):
@@ -538,7 +547,7 @@ def _best_container(body):
         words, extra_words, extra_link_words, extra_prose = _words(best), _words(parent) - _words(best), 0, 0
         for child in parent:
             if child is not best and isinstance(child.tag, str):
-                extra_link_words += sum(len(a.text_content().split()) for a in child.iter("a"))
+                extra_link_words += _link_words(child)
                 extra_prose += sum(prose.get(el, 0) for el in child.iter())
         if _repeated(best, prose) or _repeated(parent, prose):
             best = parent  # the article is a run of blocks of one kind (a how-to's steps, a list of venues)
@@ -555,17 +564,17 @@ def _best_container(body):
 def _repeated(el, prose: dict) -> bool:
     """el is one of three or more siblings of its kind (same tag and class), most of them holding
     paragraphs of prose: the steps or sections of one text."""
-    kind = (el.tag, el.get("class"))
+    kind = _kind(el)
     if kind[1] is None:
         return False
-    same = [s for s in el.getparent() if isinstance(s.tag, str) and (s.tag, s.get("class")) == kind]
+    same = [s for s in el.getparent() if isinstance(s.tag, str) and _kind(s) == kind]
     holding = sum(1 for s in same if any(p in prose for p in s.iter()))
     return holding >= 3 and holding * 3 >= len(same) * 2
 
 
 def _own_words(el) -> int:
     """Words of el's text that are not link text."""
-    return _words(el) - sum(len(a.text_content().split()) for a in el.iter("a"))
+    return _words(el) - _link_words(el)
 
 
 def _scope(root) -> tuple[list, str, set]:
