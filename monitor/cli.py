@@ -9,6 +9,7 @@ import sys
 import click
 
 from . import config as config_module
+from .loop import one_arena
 from .words import plural
 
 from .cli_shared import (CONFIG_HELP, EXIT_CONFIG, VERBOSE_HELP, _config_error, _emit_json, _fail,  # noqa: F401
@@ -23,6 +24,7 @@ from .cli_shared import (CONFIG_HELP, EXIT_CONFIG, VERBOSE_HELP, _config_error, 
 def main(ctx: click.Context, verbose: int, config_path: str | None) -> None:
     """Watch published pages for quiet edits: every version kept, word diffs, removals and restores."""
     ctx.obj = {"verbose": verbose, "config": config_path}
+    one_arena()  # before any thread starts
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _verbosity(verbose)
 
