@@ -33,6 +33,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -43,7 +44,7 @@ from . import words
 
 # Bump when the text this module produces for the same page changes; stored with each version so
 # a new extractor re-reads the previous capture instead of reporting its own change as an edit.
-EXTRACTOR_VERSION = 4
+EXTRACTOR_VERSION = 5
 
 BLOCK_TAGS = frozenset(
     "p h1 h2 h3 h4 h5 h6 li dt dd tr blockquote pre figcaption caption address summary legend "
@@ -285,6 +286,8 @@ class _Walker:
         self.keep: set = set()  # the article's text container and its ancestors: never chrome by name
         self.core: set = set()  # everything inside the article's text containers
         self._paths: dict = {}
+        self.site: tuple[str, ...] = ()  # the page's own hosts (see _own_hosts)
+        self.kept_kinds: set = set()  # (tag, classes) of the article's containers that have classes
 
     def _emit(self, text: str, el) -> None:
         text = normalise(text)
@@ -312,13 +315,15 @@ class _Walker:
             return "page chrome: site header"
         if tag == "form" and _words(el) <= SMALL_FORM_WORDS:
             return "page chrome: form"
-        if tag in ("ul", "ol") and _link_list(el):
+        if tag in ("ul", "ol") and _link_list(el) and not (el in self.core and _references(el, self.base_url, self.site)):
             return "page chrome: a list of links"
         if el not in self.core and _card_grid(el):
             return "page chrome: cards linking to other pages"
         if tag not in TEXT_TAGS and tag not in INLINE_TAGS and el not in self.core and _cookie_notice(el):
             return "page chrome: a cookie notice"
         names = _names(el) if tag not in TEXT_TAGS and tag not in INLINE_TAGS else ""
+        if names and (tag, _classes(el)) in self.kept_kinds:
+            names = ""  # the same kind of section as one holding the article (a "content-nav-section")
         # A big container named after chrome is a layout wrapper ("content-with-sidebar"), not a widget.
         if names and CHROME_NAMES.search(names.replace(" ", "-")) and _words(el) < 0.4 * self.scope_words:
             return f"page chrome: {names!r}"
@@ -393,9 +398,19 @@ CARD_INSIDE = ("div", "p", "img", "figure", *HEADINGS)  # a link that is a card,
 CARD_WORDS = 40  # a teaser's own words (a title, a line of excerpt); more is prose of its own
 
 
-def _kind(el) -> tuple:
-    """What makes siblings the same kind of block: their tag and class."""
-    return el.tag, el.get("class")
+def _classes(el) -> frozenset:
+    """el's classes, without generated-looking ones."""
+    return frozenset(c for c in (el.get("class") or "").split() if not _GENERATED.search(c))
+
+
+def _kind(el, loose: bool = False) -> tuple:
+    """What makes siblings the same kind of block: their tag and class; `loose`, their tag and
+    first class that is not generated (a WordPress post loop's <li class="wp-block-post
+    post-1819 …"> are all one kind). Dropping cards as chrome takes the strict kind, watching a
+    run of blocks as the article the loose one: in doubt, a block is watched."""
+    if not loose:
+        return el.tag, el.get("class")
+    return el.tag, next((c for c in (el.get("class") or "").split() if not _GENERATED.search(c)), None)
 
 
 def _card_grid(el) -> bool:
@@ -450,6 +465,56 @@ def _link_list(el) -> bool:
     return _link_words(el) >= LINK_LIST_SHARE * text
 
 
+REFERENCE_WORDS = 5  # a cited title, not a site's name ("Facebook") or a section's ("Tax software")
+
+
+def _references(el, base_url: str | None, site: tuple[str, ...]) -> bool:
+    """A list of links that cites sources: most links lead to other sites and each item is a
+    title. Inside the article's text it is part of the article (a removed source is an edit);
+    related, trending and read-next lists link to the page's own site."""
+    items = [li for li in el if _tag(li) == "li"]
+    hrefs = [a.get("href") or "" for a in el.iter("a")]
+    if not site or not hrefs or _words(el) < REFERENCE_WORDS * len(items):
+        return False
+    away = sum(1 for h in hrefs if not _same_site(urlsplit(urljoin(base_url or "", h)).hostname, site))
+    return away >= LINK_LIST_SHARE * len(hrefs)
+
+
+def _own_hosts(root, url: str | None) -> tuple[str, ...]:
+    """The hosts the page calls its own: where it was fetched from, its canonical URL's (a page
+    served from a mirror or a CDN names its site there), and the host its links lead to most
+    (its menus, footer and related posts)."""
+    urls = [url or ""] + [el.get("href") or "" for el in root.iter("link") if (el.get("rel") or "").lower() == "canonical"]
+    urls += [el.get("content") or "" for el in root.iter("meta") if el.get("property") == "og:url"]
+    linked = Counter(_host(a.get("href") or "") for a in root.iter("a"))
+    linked.pop(None, None)
+    urls += [f"//{host}" for host, _ in linked.most_common(1)]
+    return tuple(dict.fromkeys(host for host in map(_host, urls) if host))
+
+
+def _host(url: str) -> str | None:
+    try:
+        return urlsplit(url.strip()).hostname
+    except ValueError:
+        return None
+
+
+def _same_site(host: str | None, site: tuple[str, ...]) -> bool:
+    """host is one of site's hosts or shares its name: a subdomain either way, or the same last
+    two labels where the second is a name, not a second-level suffix like co.uk or com.au."""
+    if host is None:
+        return True  # a relative link
+    host = host.lower().removeprefix("www.")
+    for own in site:
+        own = own.lower().removeprefix("www.")
+        if host == own or host.endswith("." + own) or own.endswith("." + host):
+            return True
+        mine, theirs = own.split("."), host.split(".")
+        if len(mine) >= 2 and mine[-2:] == theirs[-2:] and len(mine[-2]) > 3:
+            return True
+    return False
+
+
 def _layout(el) -> bool:
     """A table row used for page layout: its cells hold sections, lists, headings or other
     tables, or far more text than a data row."""
@@ -493,6 +558,7 @@ def _holding_blocks(body) -> set:
 
 
 CLIMB_SHARE = 0.5
+STRAY_LINK_WORDS = 3
 
 
 def _best_container(body):
@@ -549,11 +615,12 @@ def _best_container(body):
             if child is not best and isinstance(child.tag, str):
                 extra_link_words += _link_words(child)
                 extra_prose += sum(prose.get(el, 0) for el in child.iter())
-        if _repeated(best, prose) or _repeated(parent, prose):
-            best = parent  # the article is a run of blocks of one kind (a how-to's steps, a list of venues)
+        run = _run_above(best, prose)
+        if run is not None:
+            best = run  # the article is a run of blocks of one kind (a how-to's steps, a list of venues)
             continue
-        if extra_words and extra_link_words > 0.3 * extra_words:
-            break
+        if extra_link_words > max(0.3 * extra_words, STRAY_LINK_WORDS):
+            break  # menus and link lists; not a stray "read more" link
         # More than half as much again only when it is paragraphs too (an article in sections).
         if extra_words > CLIMB_SHARE * words and extra_prose < 0.6 * extra_words:
             break
@@ -561,15 +628,44 @@ def _best_container(body):
     return best, article
 
 
-def _repeated(el, prose: dict) -> bool:
-    """el is one of three or more siblings of its kind (same tag and class), most of them holding
-    paragraphs of prose: the steps or sections of one text."""
-    kind = _kind(el)
-    if kind[1] is None:
-        return False
-    same = [s for s in el.getparent() if isinstance(s.tag, str) and _kind(s) == kind]
-    holding = sum(1 for s in same if any(p in prose for p in s.iter()))
-    return holding >= 3 and holding * 3 >= len(same) * 2
+RUN_LEVELS = 6  # how far above the densest text a run of blocks is looked for (a post loop's card wrappers)
+
+
+def _run_above(el, prose: dict):
+    """The element holding a run of blocks of one kind that el is, or sits inside (within
+    RUN_LEVELS): a how-to's steps, a post loop's entries each a linked title and an excerpt.
+    Further up than el's parent, the run's blocks must be alike in size too: an article beside a
+    few small sections of the same kind (a shop's page sections) is not one of a run."""
+    for level, block in enumerate((el, *el.iterancestors())):
+        parent = block.getparent()
+        if level > RUN_LEVELS or parent is None or _tag(parent) in ("body", "html"):
+            return None
+        if _repeated(block, prose, even=level > 1):
+            return parent
+    return None
+
+
+EVEN_RUN = 3  # in an even run no block holds more than this many times the median block's prose
+
+
+def _repeated(el, prose: dict, even: bool = False) -> bool:
+    """el is one of three or more siblings of its kind, most of them holding paragraphs of prose:
+    the steps or sections of one text. Siblings of one tag and class are one kind; siblings that
+    share only their first class (generated ones aside) are one kind when the run is even too,
+    as is any run when `even`: a long article beside short sections of the same kind is not."""
+    for loose in (False, True):
+        kind = _kind(el, loose)
+        if kind[1] is None:
+            continue
+        same = [s for s in el.getparent() if isinstance(s.tag, str) and _kind(s, loose) == kind]
+        holding = sum(1 for s in same if any(p in prose for p in s.iter()))
+        if holding < 3 or holding * 3 < len(same) * 2:
+            continue
+        sizes = sorted(sum(prose.get(p, 0) for p in s.iter()) for s in same)
+        if (even or loose) and sizes[-1] > EVEN_RUN * sizes[len(sizes) // 2]:
+            continue
+        return True
+    return False
 
 
 def _own_words(el) -> int:
@@ -696,9 +792,11 @@ def extract(html: str, selector: str | None = None, ignore: list[str] | tuple = 
                 repinned = f"the pinned scope {pin['path']!r} is gone; watching {scope_name} instead"
                 pin = None
     walker = _Walker(drop_chrome, base_url, explain)
+    walker.site = _own_hosts(root, url)
     if drop_chrome:
         walker.keep = {a for el in article for a in (el, *el.iterancestors())}
         walker.core = {d for el in article for d in el.iterdescendants()}
+        walker.kept_kinds = {(el.tag, _classes(el)) for el in walker.keep if _classes(el)}
     for scope in scopes:
         parts: list[str] = []
         walker.scope_words = _words(scope)

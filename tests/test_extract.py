@@ -222,3 +222,55 @@ def test_an_article_made_of_a_list_of_article_elements_is_watched_whole():
                      for i in range(12))
     text = watched(f"<div class='page'><div class='venues'>{venues}</div></div><div class='side'><p>Ads</p></div>")
     assert all(f"Chef number {i} cooks" in text for i in range(12)), text
+
+
+def test_a_post_loop_whose_entries_carry_generated_classes_is_watched_whole():
+    # A WordPress query loop: each entry's classes name its post id, yet they are one kind of block.
+    entries = "".join(
+        f'<li class="wp-block-post post-{1800 + i} type-oer hentry"><div class="wp-block-group"><div class="col">'
+        f'<h3><a href="/oer/{i}">Open resource number {i}</a></h3><div class="entry-content"><p>Resource {i} '
+        f"helps teachers of Spanish plan lessons, assess learners and share materials with colleagues across "
+        f"the country, and every part of it is free to adapt.</p></div></div></div></li>" for i in range(8))
+    text = watched(f"<div class='site'><div class='query'><ul class='wp-block-post-template'>{entries}</ul></div>"
+                   "<div class='side'><p>Ads</p></div></div>")
+    assert all(f"Resource {i} helps teachers" in text for i in range(8)), text
+
+
+def test_sources_cited_in_the_article_are_watched_but_a_list_of_the_sites_own_posts_is_not():
+    sources = "".join(f'<li><a href="https://source{i}.example/report-{i}">Report number {i} on licensing '
+                      f"and pay for artists</a></li>" for i in range(4))
+    related = "".join(f'<li><a href="https://blog.example/post-{i}">Our own post number {i} on the same '
+                      f"topic</a></li>" for i in range(4))
+    page = html(f"<article><div class='e-content'>{LEDE}{STORY}<p>Sources:</p><ul>{sources}</ul>"
+                f"<p>Read next:</p><ul>{related}</ul></div></article>")
+    text = "\n".join(extract(page, url="https://blog.example/this-post").blocks)
+    assert all(f"Report number {i} on licensing" in text for i in range(4)), text
+    assert "Our own post number" not in text
+    # The page's canonical URL names its site when it is served from elsewhere (a mirror, a CDN).
+    mirrored = page.replace("<head>", '<head><link rel="canonical" href="https://www.blog.example/this-post">')
+    text = "\n".join(extract(mirrored, url="http://127.0.0.1:8080/this-post").blocks)
+    assert "Report number 3 on licensing" in text and "Our own post number" not in text
+
+
+def test_a_section_of_the_same_kind_as_the_articles_is_watched_whatever_its_name():
+    # The article is split into "content-nav-section"s (anchors for an in-page menu): "nav" in the
+    # name does not make the sections that do not hold the densest text chrome.
+    section = ('<div class="content-nav-section"><div class="rtf"><h2>Part {0}</h2><p>Millennials face '
+               'challenges in part {0}, growing careers, income and investments while saving for a home, '
+               'and the advice here differs for each of them.</p></div></div>')
+    lead = section.format(0).replace("</p>", "<p>" + " More words of the longest part. " * 20 + "</p></p>")
+    text = watched(f"<main><div class='wrap'><div class='bg-white'>{section.format(1)}</div>"
+                   f"<div class='body-content'>{lead}{section.format(2)}"
+                   f"<div class='nav-links'><a href=/a>Prev</a> <a href=/b>Next</a></div></div></div></main>")
+    assert "challenges in part 1" in text and "challenges in part 2" in text, text
+    assert "Prev" not in text
+
+
+def test_a_stray_read_more_link_does_not_stop_the_scope_short_of_the_caption():
+    body = ("<div id='story'><div class='story-body'><div class='article-media'><p class='caption'>A new bill "
+            "would require providers to store metadata for two years.</p></div>"
+            f"<div id='read-more'><div id='read-more-link'><a href='#'>Read more</a></div>"
+            f"<div id='read-more-content'>{LEDE}{STORY}</div></div></div></div>"
+            "<div class='side'><ul><li><a href=/1>One link</a></li><li><a href=/2>Two links</a></li>"
+            "<li><a href=/3>Three links</a></li></ul></div>")
+    assert "store metadata for two years" in watched(body)
