@@ -3,6 +3,7 @@ call monitor/evidence.py or monitor/wayback.py, present."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import datetime, timezone
 
 import click
@@ -136,7 +137,11 @@ def import_warc(settings, file, name, as_json) -> None:
             _problem(exc)
     _report(done.outcomes, as_json, {"file": file, "other_records": done.other, "unwatched": done.unwatched,
                                      "refused": done.refused})
+    # A partial import is not a success: a script importing a file learns that part of it was refused.
+    refused = len(done.refused) + sum(len(o.skipped) for o in done.outcomes)
     if as_json:
+        if refused:
+            sys.exit(1)
         return
     for why in done.refused:
         click.echo(f"refused {why}")
@@ -145,6 +150,8 @@ def import_warc(settings, file, name, as_json) -> None:
         click.echo(f"{plural(len(done.unwatched), 'page')} no target watches (use --target NAME): {shown}")
     if not done.outcomes:
         _fail(f"{file}: no HTML page of a watched target in it ({plural(done.other, 'other record')})")
+    if refused:
+        _fail(f"{file}: {plural(refused, 'record')} refused (listed above); everything else in it was imported")
 
 
 @click.command("import-wayback")

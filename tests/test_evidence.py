@@ -510,14 +510,16 @@ def test_hostile_warcs_and_cdx_answers_cost_a_clear_error_and_damage_nothing(ser
                                                       length=len(body), http_headers=headers,
                                                       warc_headers_dict={"WARC-Date": "2018-07-01T00:00:00Z"}))
     assert big.stat().st_size < 1_000_000
-    out = workspace.run("import-warc", str(big)).output
+    out = workspace.run("import-warc", str(big), expect=1).output
     assert "body larger than max_bytes (200,000 bytes)" in out and "big.warc.gz record at byte" in out
+    assert f"{big}: 1 record refused" in out
     # A WARC cut off in the middle of a record: the records before the cut are already stored, the
     # cut one is refused naming the file and the record.
     cut = workspace.path / "cut.warc.gz"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    refused = workspace.run("import-warc", str(cut), expect=None)
+    refused = workspace.run("import-warc", str(cut), expect=1)
     assert "refused cut.warc.gz <urn:uuid:" in refused.output, refused.output
+    assert "everything else in it was imported" in refused.output
     assert versions(workspace.json("history", NAME)) == before
 
     # CDX answers that are not what the API sends: each a clear error naming the CDX; nothing stored.
