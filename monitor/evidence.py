@@ -53,7 +53,7 @@ def export(settings: Settings, store: Store, name: str | None, path: Path, first
         raise EvidenceError("nothing to export: no versions stored yet" if name is None
                             else f"{name} has no versions to export")
 
-    stamped = {t.id: timestamps.by_head(store, t.id) for t in targets}
+    stamped = {t.id: read.stamps_by_head(store, t.id) for t in targets}
 
     def items():
         for target, version in chosen:

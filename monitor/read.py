@@ -14,7 +14,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from . import kinds
-from .models import Alert, Change, Check, Event, Target, Version
+from .models import Alert, Change, Check, Event, Target, Timestamp, Version
 from .store import Store
 
 TARGET = tuple(Target.__table__.columns)
@@ -85,6 +85,26 @@ def versions(store: Store, target_id: int) -> list:
     """All versions of a target, newest first."""
     with store.engine.connect() as conn:
         return list(conn.execute(select(*VERSION).where(Version.target_id == target_id).order_by(Version.seq.desc())))
+
+
+TIMESTAMP = tuple(Timestamp.__table__.columns)
+
+
+def stamps(store: Store, target_id: int, head: str | None = None) -> list:
+    """A target's trusted timestamps (those of `head`), newest first."""
+    query = select(*TIMESTAMP).where(Timestamp.target_id == target_id)
+    if head is not None:
+        query = query.where(Timestamp.head == head)
+    with store.engine.connect() as conn:
+        return list(conn.execute(query.order_by(Timestamp.stamped_at.desc(), Timestamp.id.desc())))
+
+
+def stamps_by_head(store: Store, target_id: int) -> dict[str, object]:
+    """The earliest trusted timestamp of each chain head of a target."""
+    found: dict[str, object] = {}
+    for row in reversed(stamps(store, target_id)):
+        found.setdefault(row.head, row)
+    return found
 
 
 def seqs(conn, ids) -> dict[int, int]:

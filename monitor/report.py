@@ -37,11 +37,12 @@ def history(store: Store, name: str, checks: int = 50) -> dict:
     changes = read.changes(store, target.id, limit=None).changes
     check_rows, _ = read.recent_checks(store, target.id, limit=checks)
     versions = read.versions(store, target.id)
+    stamps = read.stamps_by_head(store, target.id)
     seq_of = {v.id: v.seq for v in versions}
     return schema.History(
         target=schema.Target.of(target, len(versions), sum(1 for c in changes if c.kind != "first"),
                                 site=store.site_names().get(target.site_id)),
-        versions=[schema.Version.of(v) for v in versions],
+        versions=[schema.Version.of(v, name, stamps) for v in versions],
         changes=[schema.Change.of(c, seq_of) for c in changes],
         events=[schema.Event.of(e) for e in read.events(store, target.id)],
         checks=[schema.Check.of(c, seq_of) for c in check_rows]).doc()

@@ -8,6 +8,7 @@ API's answers against that document. Times are UTC, ISO 8601 with `Z`.
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -125,6 +126,18 @@ class Event(Shape):
                    change_id=row.change_id)
 
 
+class Timestamp(Shape):
+    stamped_at: str = _time("the time the TSA vouches for (its genTime)")
+    tsa_url: str
+    token: str = Field(description="where the web UI serves the token (the TSA's RFC 3161 reply, .tsr): check "
+                                   "it with `openssl ts -verify -digest <record_sha256> -in token.tsr -CAfile …`")
+
+    @classmethod
+    def of(cls, row, name: str) -> "Timestamp":
+        return cls(stamped_at=iso(row.stamped_at), tsa_url=row.tsa_url,
+                   token=f"/targets/{quote(name, safe='')}/timestamps/{row.head}.tsr")
+
+
 class Version(Shape):
     version: int
     first_seen: str = _time()
@@ -150,14 +163,28 @@ class Version(Shape):
     chain_previous: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description=(
         "the SHA-256 of the previous version's record (64 zeros for the first): its hash-chain link, "
         "checked by `monitor verify`"))
+    record_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description=(
+        "the SHA-256 of this version's record: the chain head while it is the newest version, and the "
+        "digest a trusted timestamp of that head covers"))
+    timestamp: Timestamp | None = Field(None, description=(
+        "the earliest RFC 3161 trusted timestamp of record_sha256 (`[monitor] timestamp_url`, "
+        "`monitor timestamp`); null when none was taken while this version was the newest"))
 
     @classmethod
-    def of(cls, row) -> "Version":
+    def of(cls, row, name: str | None = None, stamps: dict | None = None) -> "Version":
+        """`name` and `stamps` (timestamps.by_head of the target) add the record digest and its timestamp."""
+        extra = {}
+        if name is not None:
+            from .chain import digest
+
+            record = digest(row)
+            stamp = (stamps or {}).get(record)
+            extra = {"record_sha256": record, "timestamp": Timestamp.of(stamp, name) if stamp else None}
         return cls(version=row.seq, first_seen=iso(row.first_seen), last_seen=iso(row.last_seen),
                    times_seen=row.times_seen, http_status=row.http_status, final_url=row.final_url, title=row.title,
                    words=row.words, blocks=row.blocks, text_sha256=row.text_sha, raw_sha256=row.raw_sha,
                    screenshot_sha256=row.screenshot_sha, response_sha256=row.response_sha, source=row.source,
-                   source_url=row.source_url, chain_previous=row.previous_sha)
+                   source_url=row.source_url, chain_previous=row.previous_sha, **extra)
 
 
 class Check(Shape):

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from . import chain
 from .fetch import retry_after
 from .models import Target, Timestamp, utcnow
+from .read import TIMESTAMP, stamps
 from .snapshots import SnapshotError
 from .times import iso
 
@@ -36,7 +37,6 @@ MAX_REPLY = 256 * 1024  # a reply with its certificate chain is a few kilobytes
 ASK_TIME = 30.0  # seconds for the whole exchange with the TSA
 QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"
-COLUMNS = tuple(Timestamp.__table__.columns)
 
 
 class TimestampError(Exception):
@@ -139,7 +139,7 @@ class Stamped:
     target: str
     seq: int
     head: str
-    stamp: object  # a timestamps row (COLUMNS)
+    stamp: object  # a timestamps row (read.TIMESTAMP)
     fresh: bool
 
 
@@ -171,29 +171,12 @@ async def stamp(store, client: httpx.AsyncClient, url: str | None, name: str) ->
         row_id = conn.execute(Timestamp.__table__.insert().values(
             target_id=target_id, head=head, token_sha=sha, tsa_url=url, stamped_at=token.stamped_at,
             received_at=utcnow())).inserted_primary_key[0]
-        row = conn.execute(select(*COLUMNS).where(Timestamp.id == row_id)).first()
+        row = conn.execute(select(*TIMESTAMP).where(Timestamp.id == row_id)).first()
     return Stamped(name, newest.seq, head, row, True)
 
 
 def client(user_agent: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False, headers={"User-Agent": user_agent})
-
-
-def stamps(store, target_id: int, head: str | None = None) -> list:
-    """A target's timestamps (those of `head`), newest first."""
-    query_ = select(*COLUMNS).where(Timestamp.target_id == target_id)
-    if head is not None:
-        query_ = query_.where(Timestamp.head == head)
-    with store.engine.connect() as conn:
-        return list(conn.execute(query_.order_by(Timestamp.stamped_at.desc(), Timestamp.id.desc())))
-
-
-def by_head(store, target_id: int) -> dict[str, object]:
-    """The earliest timestamp of each head of a target (what the web pages show)."""
-    found: dict[str, object] = {}
-    for row in reversed(stamps(store, target_id)):
-        found.setdefault(row.head, row)
-    return found
 
 
 def token_of(store, row) -> bytes:

@@ -68,6 +68,14 @@ def test_each_new_version_gets_a_token_that_openssl_verifies_for_the_head_it_cov
             assert "Trusted timestamp" in ui.get(f"/targets/{NAME}/versions/4").text
             assert ui.get(f"/targets/{NAME}/timestamps/{head}.tsr").content == token.read_bytes()
             assert ui.get(f"/targets/{NAME}/timestamps/{'0' * 64}.tsr").status_code == 404
+            # The JSON API and `history --json` give each version's record digest and its token's
+            # address, where the token served is the one openssl verified.
+            for versions in (ui.get(f"/api/targets/{NAME}/versions").json(), workspace.json("history", NAME)["versions"]):
+                newest = next(v for v in versions if v["version"] == 4)
+                assert newest["record_sha256"] == head and newest["timestamp"]["tsa_url"] == url
+                assert ui.get(newest["timestamp"]["token"]).content == token.read_bytes()
+                assert all(v["timestamp"] and v["record_sha256"] == t["head"] for v in versions
+                           for t in checked["timestamps"] if t["version"] == v["version"])
         finally:
             ui.close()
     finally:

@@ -37,7 +37,8 @@ def history(request: Request, name: str, checks: int = Query(20, ge=0, le=1000, 
 def versions(request: Request, name: str):
     store = web_of(request).store
     target = read.target(store, name)
-    return JSONResponse([schema.Version.of(v).doc() for v in read.versions(store, target.id)])
+    stamps = read.stamps_by_head(store, target.id)
+    return JSONResponse([schema.Version.of(v, name, stamps).doc() for v in read.versions(store, target.id)])
 
 
 @router.get("/targets/{name}/versions/{version}", response_model=schema.VersionText,

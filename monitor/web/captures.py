@@ -50,7 +50,7 @@ def timestamp_token(request: Request, name: str, head: str):
     """A trusted timestamp's token (the TSA's reply), to download and check with `openssl ts -verify`."""
     web = web_of(request)
     row = read.target(web.store, name)
-    stamp = timestamps.by_head(web.store, row.id).get(head.lower())
+    stamp = read.stamps_by_head(web.store, row.id).get(head.lower())
     if stamp is None:
         raise read.NotFound(f"{name} has no trusted timestamp of head {head[:64]!r}")
     return Response(timestamps.token_of(web.store, stamp), media_type=timestamps.REPLY_TYPE,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from .. import read
 from ..detect import keyword_hits
-from .. import chain, timestamps
+from .. import chain
 from ..extract import parse_text
 from ..report import alert_list, site_list as sites_of
 from . import render
@@ -100,7 +100,7 @@ def target(request: Request, name: str, page: int = Query(1, ge=1), per_page: in
     configured = web.live.target(name) or (web.live.get().site(site) if site else None)
     return render_page(request, "target.html", alternates=feed_links(request, name), target=row, timeline=timeline,
                        configured=configured, site=site, checks=checks, check_seqs=check_seqs, pages=pages,
-                       head_stamp=timestamps.by_head(web.store, row.id).get(row.chain_head))
+                       head_stamp=read.stamps_by_head(web.store, row.id).get(row.chain_head))
 
 
 @dataclass
@@ -168,4 +168,4 @@ def version(request: Request, name: str, version: str):
     return render_page(request, "version.html", alternates=feed_links(request, name), target=row, version=v, doc=doc,
                        newest=read.latest_versions(web.store, row.id, 1)[0].seq,
                        mark=render.Marker(keywords_of(web, row)), record_sha=record_sha,
-                       stamp=timestamps.by_head(web.store, row.id).get(record_sha))
+                       stamp=read.stamps_by_head(web.store, row.id).get(record_sha))
