@@ -75,7 +75,6 @@ CHROME_NAMES = re.compile(
 CONTENT_NAMES = re.compile(r"article|body|content|entry|main|page|post|text|blog|story|release|news", re.I)
 
 _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
-_SPACES = re.compile(r"\s+")
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
 _PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
 MAX_ELEMENTS = 60_000
@@ -127,7 +126,7 @@ class Extracted:
     @property
     def word_count(self) -> int:
         """The words of the document the diff sees (title and blocks), counted as the diff counts."""
-        return sum(words.count(line) for line in self.lines)
+        return words.count("\n".join(self.lines))  # (a word never spans lines)
 
 
 def parse_text(text: str) -> Extracted:
@@ -137,9 +136,14 @@ def parse_text(text: str) -> Extracted:
 
 
 def normalise(text: str) -> str:
-    if not unicodedata.is_normalized("NFC", text):
-        text = unicodedata.normalize("NFC", text)
-    return _SPACES.sub(" ", _INVISIBLE.sub("", text)).strip()
+    """NFC, without invisible characters, runs of whitespace as one space, stripped (str.split()
+    takes the same characters as whitespace as a regular expression's class does, for less: this
+    runs for every block of every page whose bytes changed)."""
+    if not text.isascii():  # (ASCII is NFC, and the invisible characters are not ASCII)
+        if not unicodedata.is_normalized("NFC", text):
+            text = unicodedata.normalize("NFC", text)
+        text = _INVISIBLE.sub("", text)
+    return " ".join(text.split())
 
 
 def fold(text: str) -> str:
@@ -212,9 +216,10 @@ def parse(html: str):
         doc = lxml.html.document_fromstring(html, parser=_PARSER)
     except (etree.ParserError, ValueError):
         return None
-    for count, _ in enumerate(doc.iter(), 1):
-        if count > MAX_ELEMENTS:
-            raise ExtractError(f"page has more than {MAX_ELEMENTS:,} elements (limit); not read")
+    # (Counted by libxml2: iterating would make a Python object of each element.)
+    if doc.xpath("count(descendant-or-self::*) + count(descendant::comment()) + "
+                 "count(descendant::processing-instruction())") > MAX_ELEMENTS:
+        raise ExtractError(f"page has more than {MAX_ELEMENTS:,} elements (limit); not read")
     return doc
 
 
@@ -609,8 +614,12 @@ def _best_container(body):
             best = parent
     # Climb while what the parent adds is prose rather than links (a lead image and caption, the
     # headline and byline) and at most half as much again: menus and link lists stop it.
+    counted = {}  # element -> its words (a parent's words are the next step's own)
     while (parent := best.getparent()) is not None and _tag(parent) not in ("body", "html"):
-        words, extra_words, extra_link_words, extra_prose = _words(best), _words(parent) - _words(best), 0, 0
+        for el in (best, parent):
+            if el not in counted:
+                counted[el] = _words(el)
+        words, extra_words, extra_link_words, extra_prose = counted[best], counted[parent] - counted[best], 0, 0
         for child in parent:
             if child is not best and isinstance(child.tag, str):
                 extra_link_words += _link_words(child)
@@ -684,7 +693,7 @@ def _scope(root) -> tuple[list, str, set]:
     best, article = _best_container(body) or (None, set())
     articles = list(root.iter("article"))
     semantic = ([(articles[0], "article")] if len(articles) == 1 else []) + [
-        (el, "main") for el in root.iter("main")] + [(el, "[role=main]") for el in root.iter() if el.get("role") == "main"]
+        (el, "main") for el in root.iter("main")] + [(el, "[role=main]") for el in root.xpath("descendant-or-self::*[@role='main']")]
     if best is None or best is body:
         if semantic:
             return [semantic[0][0]], semantic[0][1], _article_in(semantic[0][0])
