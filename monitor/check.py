@@ -300,10 +300,10 @@ class Checker:
                  raw_sha: str, key: str, at: datetime, started: float) -> CheckResult:
         text = extracted.text()
         text_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if previous is not None and previous.text_sha == text_sha:
+            return self._unchanged(target, state, fetched, at, started, raw_sha=raw_sha)
         verdict = detect.first_version(extracted.word_count)
         if previous is not None:
-            if previous.text_sha == text_sha:
-                return self._unchanged(target, state, fetched, at, started, raw_sha=raw_sha)
             try:
                 old = self._previous_text(target, state, previous, key)
             except (SnapshotError, OSError) as exc:

@@ -257,7 +257,7 @@ def error_page(title: str, blocks: list[str], previous_words: int | None) -> tup
     """(reason, content gone?) when a 200 answer is really an error page, else None: a short page
     whose title or first lines read like an error, or an extraction that collapsed to a tiny
     fraction of the last good version's size."""
-    words = sum(len(b.split()) for b in blocks)
+    words = len(" ".join(blocks).split())
     if words <= ERROR_PAGE_WORDS:
         head = " ".join([title] + blocks[:4])
         for label, pattern, gone in ERROR_PAGES:
