@@ -42,7 +42,11 @@ OVERDUE_SPREAD = 60.0  # seconds over which targets found overdue at start are s
 WATCH_EVERY = 2.0  # seconds between looks at targets.toml's modification time
 LOG_LEVELS = {"unchanged": logging.DEBUG, "deferred": logging.DEBUG, "error": logging.WARNING,
               "missing": logging.WARNING}  # a check's log line by its outcome; INFO otherwise
-DISPATCH_EVERY = 1.0  # seconds between looks for due targets (sooner when a check finished or a discovery found some)
+DISPATCH_EVERY = 1.0  # seconds between looks for due targets (sooner when checks finished or a discovery found some)
+# A look costs a few statements whatever it finds: once most of the room is in use, the next one
+# waits until this share of the room is free (or DISPATCH_EVERY), so freed slots are filled a few
+# at a time rather than one look per finished check.
+DISPATCH_SHARE = 0.25
 DISCOVER_EVERY = 1.0  # seconds between looks for sites whose discovery is due
 SCAN_PER_SLOT = 8  # due configured targets read per free slot (some are on hosts already busy)
 
@@ -165,7 +169,8 @@ class Daemon:
         self.checking: dict[int, str | int] = {}  # target id -> its host, or its site id for a post
         self.calibrating: set[int] = set()  # new targets waiting for their second fetch
         self.finished: list[int] = []  # claims to release once what their checks recorded is written
-        self.due = asyncio.Event()
+        self.due = asyncio.Event()  # a check finished (its slot is free), or there is new work
+        self.look_now = False  # new work (targets reloaded, posts discovered): look at once
         self.sites: dict[str, config.Site] = {}  # configured sites by name
         self.discovering: set[int] = set()  # ids of the sites whose discovery runs here now
         self._next_discovery_look = 0.0
@@ -225,6 +230,7 @@ class Daemon:
             level = logging.WARNING if found.errors else logging.INFO if found.new else logging.DEBUG
             log.log(level, "%s", found.line())
             if found.new:
+                self.look_now = True
                 self.due.set()
         finally:
             self.discovering.discard(site_id)
@@ -290,6 +296,7 @@ class Daemon:
     async def _dispatcher(self) -> None:
         while not self.stopping.is_set():
             self.due.clear()
+            self.look_now = False
             try:
                 self.dispatch()
             except Exception:
@@ -298,12 +305,23 @@ class Daemon:
                 self.discover_due()
             except Exception:
                 log.exception("could not read the sites whose discovery is due")
+            await self._next_look()
+
+    async def _next_look(self) -> None:
+        """Wait until the next look for due targets: DISPATCH_EVERY, or sooner once new work is
+        announced or checks finished and at least DISPATCH_SHARE of the room is free."""
+        slots = self.settings.monitor.concurrency * 2
+        enough = max(1, int(slots * DISPATCH_SHARE))
+        deadline = time.monotonic() + DISPATCH_EVERY
+        while (left := deadline - time.monotonic()) > 0:
             try:
-                await asyncio.wait_for(self.due.wait(), DISPATCH_EVERY)
+                await asyncio.wait_for(self.due.wait(), left)
             except TimeoutError:
-                pass
-            if self.due.is_set():
+                return
+            if self.look_now or slots - len(self.checking) >= enough:
                 await asyncio.sleep(0.01)  # let a burst of finished checks free their slots together
+                return
+            self.due.clear()
 
     def schedule(self, settings: Settings) -> None:
         """Make the dispatcher's targets and sites match settings."""
@@ -326,6 +344,7 @@ class Daemon:
         self.targets = wanted
         self.names = {states[n].id: n for n in wanted}
         self._schedule_sites(settings)
+        self.look_now = True
         self.due.set()
         log.info("watching %d targets and %d sites", len(self.targets), len(self.sites))
 
