@@ -302,7 +302,8 @@ class Checker:
         text_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
         if previous is not None and previous.text_sha == text_sha:
             return self._unchanged(target, state, fetched, at, started, raw_sha=raw_sha)
-        verdict = detect.first_version(extracted.word_count)
+        word_count = extracted.word_count
+        verdict = detect.first_version(word_count)
         if previous is not None:
             try:
                 old = self._previous_text(target, state, previous, key)
@@ -322,9 +323,9 @@ class Checker:
                 verdict = detect.compare(old.lines, extracted.lines, restored, note=extracted.repinned)
         elif isinstance(target, Post) and not state.baseline:
             # A post that appeared after the site's first discovery: its first version is the news.
-            verdict = detect.new_post(extracted.word_count, extracted.title or target.url)
+            verdict = detect.new_post(word_count, extracted.title or target.url)
         capture = Capture(raw=fetched.body, raw_sha=raw_sha, text=text, text_sha=text_sha, title=extracted.title,
-                          words=extracted.word_count, blocks=len(extracted.blocks), extract_key=key,
+                          words=word_count, blocks=len(extracted.blocks), extract_key=key,
                           http_status=fetched.status, final_url=fetched.final_url, headers=fetched.headers,
                           etag=_header(fetched, "etag"), last_modified=_header(fetched, "last-modified"),
                           screenshot=fetched.screenshot, response=fetched.response)
