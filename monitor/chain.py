@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from .models import Target, Version
 from .snapshots import SnapshotError
@@ -63,16 +63,24 @@ def digest(row) -> str:
     return hashlib.sha256(record_of(row)).hexdigest()
 
 
+_NEWEST = select(*_COLUMNS).where(Version.target_id == bindparam("b_tid")).order_by(Version.seq.desc()).limit(1)
+
+
 def newest(conn, target_id: int):
     """The target's newest version (its chain columns and seq), or None."""
-    return conn.execute(select(*_COLUMNS).where(Version.target_id == target_id)
-                        .order_by(Version.seq.desc()).limit(1)).first()
+    return conn.execute(_NEWEST, {"b_tid": target_id}).first()
+
+
+def next_version(conn, target_id: int) -> tuple[int, str]:
+    """The target's next version's number, and what it records as `previous_sha`: its newest
+    version's digest."""
+    row = newest(conn, target_id)
+    return (row.seq + 1, digest(row)) if row else (1, GENESIS)
 
 
 def next_link(conn, target_id: int) -> str:
-    """What the target's next version records as `previous_sha`: its newest version's digest."""
-    row = newest(conn, target_id)
-    return digest(row) if row else GENESIS
+    """What the target's next version records as `previous_sha`."""
+    return next_version(conn, target_id)[1]
 
 
 def relink(conn, target_id: int) -> str | None:

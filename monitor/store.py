@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import bindparam, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import Session, create_engine, select
@@ -59,6 +59,13 @@ def make_engine(url: str) -> Engine:
                          "sqlite:///PATH or postgresql+psycopg://USER@HOST/NAME") from None
     except ImportError as exc:
         raise StoreError(f"database {name}: its driver is not installed ({exc})") from None
+
+
+# The reads each check makes, built once: building a statement costs more than running it.
+_VERSION = select(*Version.__table__.columns).where(Version.id == bindparam("b_vid"))
+_EARLIEST = (select(Version.id, Version.seq, Version.first_seen)
+             .where(Version.target_id == bindparam("b_tid"), Version.text_sha == bindparam("b_sha"),
+                    Version.id.is_distinct_from(bindparam("b_not"))).order_by(Version.seq).limit(1))
 
 
 def no_alerts(target: str, kind: str, stats: dict, passages: list, site: str | None = None) -> list[tuple[str, bool]]:
@@ -127,18 +134,14 @@ class Store(TargetRows, ClaimRows, CheckRows, OutboxRows):
     def version(self, version_id: int):
         """One version's columns as a read-only row (the check pipeline's view; no ORM object)."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(*Version.__table__.columns).where(Version.id == version_id)).first()
+            row = conn.execute(_VERSION, {"b_vid": version_id}).first()
         if row is None:
             raise StoreError(f"no version with id {version_id}")
         return row
 
     def earliest_with_text(self, target_id: int, text_sha: str, exclude_id: int | None) -> Earlier | None:
         """The first version of a target whose text equals text_sha, other than exclude_id."""
-        query = (select(Version.id, Version.seq, Version.first_seen)
-                 .where(Version.target_id == target_id, Version.text_sha == text_sha))
-        if exclude_id is not None:
-            query = query.where(Version.id != exclude_id)
         with self.engine.connect() as conn:
-            row = conn.execute(query.order_by(Version.seq).limit(1)).first()
+            row = conn.execute(_EARLIEST, {"b_tid": target_id, "b_sha": text_sha, "b_not": exclude_id}).first()
         return Earlier(*row) if row else None
 

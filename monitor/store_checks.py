@@ -5,8 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, update
-from sqlmodel import select
+from sqlalchemy import bindparam, update
 
 from . import chain
 from .models import Alert, Change, Check, Event, Target, Version
@@ -145,27 +144,24 @@ class CheckRows:
         edited = verdict.edits_page
         restored_id = verdict.restored.version_id if verdict.restored else None
         with self.engine.begin() as conn:
-            if edited:
-                conn.execute(update(Target).where(Target.id == state.id).values(last_change_at=at))
-            seq = (conn.execute(select(func.max(Version.seq)).where(Version.target_id == state.id)).scalar() or 0) + 1
-            link = chain.next_link(conn, state.id)
-            version_id = conn.execute(Version.__table__.insert().values(
+            seq, link = chain.next_version(conn, state.id)
+            version_id = conn.execute(Version.__table__.insert(), dict(
                 target_id=state.id, seq=seq, text_sha=capture.text_sha, raw_sha=capture.raw_sha, first_seen=at,
                 last_seen=at, times_seen=1, http_status=capture.http_status, final_url=capture.final_url,
                 headers=capture.headers, title=capture.title, words=capture.words, blocks=capture.blocks,
                 extract_key=capture.extract_key, same_as_id=restored_id, previous_sha=link,
                 screenshot_sha=screenshot_sha, response_sha=response_sha)).inserted_primary_key[0]
-            change_id = conn.execute(Change.__table__.insert().values(
+            change_id = conn.execute(Change.__table__.insert(), dict(
                 target_id=state.id, from_version_id=state.last_version_id, to_version_id=version_id,
                 kind=verdict.kind, restored_version_id=restored_id, detected_at=at, summary=verdict.summary,
                 score=verdict.score, stats=verdict.stats, passages=verdict.passages)).inserted_primary_key[0]
             if verdict.alert:
                 self._event(conn, state, verdict.event_kind, verdict.event_summary or verdict.summary,
                             at, change_id, verdict.stats, verdict.passages)
-            check_id = conn.execute(Check.__table__.insert().values(
+            check_id = conn.execute(Check.__table__.insert(), dict(
                 target_id=state.id, at=at, until=at, count=1, duration_ms=duration_ms,
                 http_status=capture.http_status, outcome=outcome, version_id=version_id)).inserted_primary_key[0]
-            self._write_state(conn, state, last_check_at=at, last_ok_at=at, status="ok", last_error=None,
+            self._write_state(conn, state, **({"last_change_at": at} if edited else {}), last_check_at=at, last_ok_at=at, status="ok", last_error=None,
                               consecutive_errors=0, consecutive_missing=0, last_check_id=check_id, last_outcome=outcome,
                               last_version_id=version_id, last_raw_sha=capture.raw_sha, etag=capture.etag,
                               last_modified=capture.last_modified, next_due_at=due.at, interval_s=due.interval,
@@ -189,7 +185,7 @@ class CheckRows:
     def _event(self, conn, state: TargetState, kind: str, summary: str, at: datetime, change_id: int | None = None,
                stats: dict | None = None, passages: list | None = None) -> int:
         """An event and its outbox rows, inside the caller's transaction."""
-        event_id = conn.execute(Event.__table__.insert().values(
+        event_id = conn.execute(Event.__table__.insert(), dict(
             target_id=state.id, change_id=change_id, kind=kind, created_at=at, summary=summary)).inserted_primary_key[0]
         routes = self.router(state.name, kind, stats or {}, passages or [], self.site_name(conn, state.site_id))
         if routes:
