@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, LargeBinary, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 
@@ -48,12 +48,13 @@ class Target(SQLModel, table=True):
     # A discovered post: its site, when it was published (from the feed or sitemap), when a
     # discovery last listed it, whether it was there at the site's first discovery (then no
     # 'new_post' event), and the target it turned out to duplicate (by redirect or canonical URL).
-    site_id: int | None = Field(default=None, foreign_key="sites.id")
+    site_id: int | None = Field(default=None, sa_column=Column(
+        Integer, ForeignKey("sites.id", name="fk_targets_site_id"), nullable=True))
     published_at: datetime | None = None
     listed_at: datetime | None = None
-    baseline: bool = False
+    baseline: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     alias_of: int | None = None
-    unchanged_streak: int = 0
+    unchanged_streak: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(default_factory=utcnow)
     interval_s: float = 900.0
     next_due_at: datetime | None = None
@@ -180,7 +181,7 @@ class Alert(SQLModel, table=True):
     claimed_by: str | None = None
     claimed_until: datetime | None = None
     sending_at: datetime | None = None
-    redelivered: int = 0
+    redelivered: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Timestamp(SQLModel, table=True):

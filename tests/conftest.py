@@ -130,6 +130,23 @@ def workspace(tmp_path) -> Workspace:
     return Workspace(tmp_path)
 
 
+def reflected_schema(engine) -> dict:
+    """Every table as a database reflects it: columns (type, nullability, server default), keys,
+    foreign keys with their names, indexes and unique constraints."""
+    from sqlalchemy import inspect
+
+    found = inspect(engine)
+    return {table: {
+        "columns": sorted((c["name"], str(c["type"]), c["nullable"], str(c["default"]))
+                          for c in found.get_columns(table)),
+        "primary key": found.get_pk_constraint(table)["constrained_columns"],
+        "foreign keys": sorted((f["name"] or "", f["constrained_columns"], f["referred_table"], f["referred_columns"])
+                               for f in found.get_foreign_keys(table)),
+        "indexes": sorted((i["name"], i["column_names"], bool(i["unique"])) for i in found.get_indexes(table)),
+        "unique": sorted((u["name"] or "", u["column_names"]) for u in found.get_unique_constraints(table)),
+    } for table in found.get_table_names()}
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 import blog
+from conftest import reflected_schema
 
 PG_USER = "postgres"  # the cluster's superuser, and the system user that runs it when we are root
 # A server time zone far from UTC, as a user's server may well have: times must still come out UTC.
@@ -172,18 +173,27 @@ def postgres():
 
 @pytest.fixture
 def upgrades(monkeypatch):
-    """Counts the times Alembic actually runs migrations (monitor.migrate calls alembic's
-    command.upgrade only when the database is not at HEAD)."""
+    """Counts the times the schema is actually built or migrated (monitor.migrate builds a new
+    database's tables, or runs alembic's command.upgrade, only when the database is not at HEAD)."""
     from alembic import command
 
+    from monitor import migrate
+
     calls = []
-    real = command.upgrade
+    real_upgrade, real_create = command.upgrade, migrate.create
 
-    def counting(*args, **kwargs):
+    def counting_upgrade(*args, **kwargs):
         calls.append(threading.current_thread().name)
-        return real(*args, **kwargs)
+        return real_upgrade(*args, **kwargs)
 
-    monkeypatch.setattr(command, "upgrade", counting)
+    def counting_create(engine):
+        built = real_create(engine)
+        if built:
+            calls.append(threading.current_thread().name)
+        return built
+
+    monkeypatch.setattr(command, "upgrade", counting_upgrade)
+    monkeypatch.setattr(migrate, "create", counting_create)
     return calls
 
 
@@ -216,7 +226,7 @@ def test_core_sequence_on_postgresql(postgres, server, workspace, upgrades):
     workspace.write_config(CONFIG.format(database=database, url=server.url("/post")))
     started = datetime.now(timezone.utc).replace(microsecond=0)
 
-    # v1: the first check creates the schema (Alembic, once) and the first version.
+    # v1: the first check creates the schema (once) and the first version.
     out = workspace.run("check").stdout
     assert "v1 first" in out, out
     assert len(upgrades) == 1
@@ -295,21 +305,19 @@ def test_core_sequence_on_postgresql(postgres, server, workspace, upgrades):
 def test_concurrent_first_open_migrates_once(postgres, tmp_path, upgrades, monkeypatch):
     """Two Store.open()s of a fresh database together both succeed; the advisory lock makes one
     of them wait while the other migrates, and the waiter then finds the schema at HEAD."""
-    from alembic import command
-
     from monitor import migrate
     from monitor.snapshots import Snapshots
     from monitor.store import Store
 
     url = postgres.create_database("monitor_concurrent")
-    # Hold the migration open a moment so both threads are surely past the unlocked first look.
-    counting = command.upgrade
+    # Hold the schema's building open a moment so both threads are surely past the unlocked first look.
+    counting = migrate.create
 
-    def slow_upgrade(*args, **kwargs):
+    def slow_create(engine):
         time.sleep(0.5)
-        return counting(*args, **kwargs)
+        return counting(engine)
 
-    monkeypatch.setattr(command, "upgrade", slow_upgrade)
+    monkeypatch.setattr(migrate, "create", slow_create)
     locked = []
     real_lock = migrate._migration_lock
 
@@ -349,6 +357,28 @@ def test_concurrent_first_open_migrates_once(postgres, tmp_path, upgrades, monke
     finally:
         for store in stores.values():
             store.close()
+
+
+def test_a_new_postgresql_database_has_the_schema_the_revisions_build(postgres, tmp_path):
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from monitor import migrate
+    from monitor.snapshots import Snapshots
+    from monitor.store import Store
+
+    migrated = create_engine(postgres.create_database("monitor_replayed"))
+    command.upgrade(migrate.alembic_config(migrated), "head")  # every revision in turn
+    store = Store.open(postgres.create_database("monitor_built"), Snapshots(tmp_path / "s"))
+    try:
+        built, replayed = reflected_schema(store.engine), reflected_schema(migrated)
+        assert sorted(built) == sorted(replayed)
+        for table in replayed:
+            assert built[table] == replayed[table], f"{table}: a new database differs from a migrated one"
+        assert migrate.current(store.engine) == migrate.current(migrated) == migrate.HEAD
+    finally:
+        store.close()
+        migrated.dispose()
 
 
 def test_a_whole_site_on_postgresql(postgres, server, workspace):

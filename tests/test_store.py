@@ -4,24 +4,48 @@ from __future__ import annotations
 import signal
 import sqlite3
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
+
+import pytest
 
 import blog
-from monitor.migrate import HEAD, current
+from monitor.migrate import HEAD, alembic_config, current
 from monitor.models import SQLModel
 from monitor.snapshots import Snapshots
-from monitor.store import Store
-from conftest import checked, daemon_config as config, history, wait_for
+from monitor.store import Store, StoreError
+from conftest import checked, daemon_config as config, history, reflected_schema, wait_for
 
 
-def test_migrations_create_exactly_the_models_schema(tmp_path):
-    store = Store.open(f"sqlite:///{tmp_path / 'm.db'}", Snapshots(tmp_path / "snapshots"))
-    assert current(store.engine) == HEAD
-    with store.engine.connect() as conn:
+def test_migrations_create_exactly_the_modelsreflected_schema(tmp_path):
+    migrated = create_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    command.upgrade(alembic_config(migrated), "head")  # every revision in turn, as an old database
+    assert current(migrated) == HEAD == ScriptDirectory.from_config(alembic_config(migrated)).get_current_head()
+    with migrated.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == [], f"models and migrations disagree: {diff}"
+    # A new database is built from the models in one step: the very schema the revisions build.
+    store = Store.open(f"sqlite:///{tmp_path / 'new.db'}", Snapshots(tmp_path / "snapshots"))
+    assert current(store.engine) == HEAD
+    built, replayed = reflected_schema(store.engine), reflected_schema(migrated)
+    assert sorted(built) == sorted(replayed)
+    for table in replayed:
+        assert built[table] == replayed[table], f"{table}: a new database differs from a migrated one"
     store.close()
+    migrated.dispose()
+
+
+def test_a_database_holding_other_tables_is_migrated_not_built_over(tmp_path):
+    path = tmp_path / "m.db"
+    with sqlite3.connect(path) as db:  # a database from before the version table, say
+        db.execute("CREATE TABLE targets (id INTEGER PRIMARY KEY, name TEXT)")
+    with pytest.raises(StoreError, match=r"m\.db: table targets already exists"):  # the revisions refuse
+        Store.open(f"sqlite:///{path}", Snapshots(tmp_path / "s"))
+    rows = sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert ("versions",) not in rows, "tables were created over a database that was not empty"
 
 
 def test_the_constructor_touches_no_table_and_open_migrates(tmp_path):
