@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from .. import kinds
 from ..config import Settings
-from ..detect import keyword_hits
 
 
 SAVE_PAGE_NOW = "save-page-now"  # the outbox channel of Save Page Now's capture requests
@@ -19,6 +18,8 @@ class Router:
 
     def __call__(self, target_name: str, kind: str, stats: dict, passages: list,
                  site: str | None = None) -> list[tuple[str, bool]]:
+        from ..detect import keyword_hits  # here: a command that routes nothing needs no diff or parser
+
         target = self.settings.watch(target_name, site)
         if target is None:
             return []
