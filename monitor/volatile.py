@@ -69,7 +69,7 @@ def learn(old_blocks: list[str], new: Extracted, strikes: dict[str, int]) -> tup
     if not changed or len(changed) > LONE_CHANGE_PATHS:
         return [], strikes
     strikes = dict(strikes)
-    old_shapes = {mask_all(t) for t in old_blocks}
+    old_shapes: set[str] | None = None  # masked once, when a path first earns a rule
     held = _by_path(new)
     total = max(new.word_count, 1)
     rules = []
@@ -85,6 +85,8 @@ def learn(old_blocks: list[str], new: Extracted, strikes: dict[str, int]) -> tup
             continue
         reason = f"changed alone in {strikes[path]} changes while the rest stayed put"
         shapes = sorted({mask_all(t) for t in texts})
+        if old_shapes is None:
+            old_shapes = {mask_all(t) for t in old_blocks}
         if all(shape in old_shapes for shape in shapes):
             rules.append({"path": path, "action": "mask", "templates": shapes, "reason": reason})
         else:
