@@ -55,6 +55,17 @@ def _migration_lock(engine: Engine):
         yield
 
 
+@contextmanager
+def schema_transaction(engine: Engine):
+    """A connection in one transaction that holds DDL too: pysqlite would commit each CREATE or
+    ALTER on its own, so on SQLite it begins explicitly, and a schema change cut short (a full disk,
+    a crash) leaves the database as it was, never half-built."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN")
+        yield conn
+
+
 # Alembic's own version table, as `alembic stamp` makes it.
 _VERSION_TABLE = Table("alembic_version", MetaData(), Column("version_num", String(32), nullable=False),
                        PrimaryKeyConstraint("version_num", name="alembic_version_pkc"))
@@ -78,9 +89,7 @@ def create(engine: Engine) -> bool:
     False, touching nothing, when it holds any."""
     from .models import SQLModel
 
-    with engine.begin() as conn:
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN")  # DDL inside the transaction: all the tables or none
+    with schema_transaction(engine) as conn:  # all the tables or none
         if set(inspect(conn).get_table_names()) & {*SQLModel.metadata.tables, _VERSION_TABLE.name}:
             return False
         SQLModel.metadata.create_all(conn)

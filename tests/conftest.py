@@ -147,6 +147,14 @@ def reflected_schema(engine) -> dict:
     } for table in found.get_table_names()}
 
 
+def assert_same_schema(built, replayed) -> None:
+    """A database built from the models has exactly the schema the revisions build, table by table."""
+    built, replayed = reflected_schema(built), reflected_schema(replayed)
+    assert sorted(built) == sorted(replayed)
+    for table in replayed:
+        assert built[table] == replayed[table], f"{table}: a new database differs from a migrated one"
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 import blog
-from conftest import reflected_schema
+from conftest import assert_same_schema
 
 PG_USER = "postgres"  # the cluster's superuser, and the system user that runs it when we are root
 # A server time zone far from UTC, as a user's server may well have: times must still come out UTC.
@@ -371,10 +371,7 @@ def test_a_new_postgresql_database_has_the_schema_the_revisions_build(postgres, 
     command.upgrade(migrate.alembic_config(migrated), "head")  # every revision in turn
     store = Store.open(postgres.create_database("monitor_built"), Snapshots(tmp_path / "s"))
     try:
-        built, replayed = reflected_schema(store.engine), reflected_schema(migrated)
-        assert sorted(built) == sorted(replayed)
-        for table in replayed:
-            assert built[table] == replayed[table], f"{table}: a new database differs from a migrated one"
+        assert_same_schema(store.engine, migrated)
         assert migrate.current(store.engine) == migrate.current(migrated) == migrate.HEAD
     finally:
         store.close()

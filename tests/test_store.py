@@ -8,19 +8,18 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
-
 import pytest
+from sqlalchemy import create_engine
 
 import blog
 from monitor.migrate import HEAD, alembic_config, current
 from monitor.models import SQLModel
 from monitor.snapshots import Snapshots
 from monitor.store import Store, StoreError
-from conftest import checked, daemon_config as config, history, reflected_schema, wait_for
+from conftest import checked, daemon_config as config, history, assert_same_schema, wait_for
 
 
-def test_migrations_create_exactly_the_modelsreflected_schema(tmp_path):
+def test_migrations_create_exactly_the_models_schema(tmp_path):
     migrated = create_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
     command.upgrade(alembic_config(migrated), "head")  # every revision in turn, as an old database
     assert current(migrated) == HEAD == ScriptDirectory.from_config(alembic_config(migrated)).get_current_head()
@@ -30,10 +29,7 @@ def test_migrations_create_exactly_the_modelsreflected_schema(tmp_path):
     # A new database is built from the models in one step: the very schema the revisions build.
     store = Store.open(f"sqlite:///{tmp_path / 'new.db'}", Snapshots(tmp_path / "snapshots"))
     assert current(store.engine) == HEAD
-    built, replayed = reflected_schema(store.engine), reflected_schema(migrated)
-    assert sorted(built) == sorted(replayed)
-    for table in replayed:
-        assert built[table] == replayed[table], f"{table}: a new database differs from a migrated one"
+    assert_same_schema(store.engine, migrated)
     store.close()
     migrated.dispose()
 
